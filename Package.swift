@@ -1,0 +1,63 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let hotPathFlags: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "Roost",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "roost", targets: ["roost"]),
+        .library(name: "MQTTCodec", targets: ["MQTTCodec"]),
+        .library(name: "RoostClient", targets: ["RoostClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .target(
+            name: "MQTTCodec",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: hotPathFlags
+        ),
+        .target(
+            name: "RoostCore",
+            dependencies: ["MQTTCodec", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: hotPathFlags
+        ),
+        .target(
+            name: "RoostServer",
+            dependencies: [
+                "MQTTCodec", "RoostCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPathFlags
+        ),
+        .target(
+            name: "RoostClient",
+            dependencies: [
+                "MQTTCodec",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "roost",
+            dependencies: [
+                "RoostServer", "RoostClient", "MQTTCodec",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOTestUtils", package: "swift-nio")]),
+        .testTarget(name: "RoostCoreTests", dependencies: ["RoostCore", "MQTTCodec"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["RoostServer", "RoostClient", "MQTTCodec", .product(name: "NIOPosix", package: "swift-nio")]),
+    ],
+    swiftLanguageModes: [.v5]
+)
