@@ -1,6 +1,132 @@
 import ArgumentParser
+import Foundation
+import Logging
+import RoostCore
+import RoostServer
 
 struct ServeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the broker.")
-    func run() async throws {}
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the broker.",
+        discussion: """
+            Every configuration key can be set in the config file (key: value), as an environment
+            variable ROOST_<KEY> and as a flag --<key> VALUE (dashes or underscores); flags win over
+            the environment, which wins over the file. Keys:
+            \(ServeConfiguration.keys.map { "  \($0.name): \($0.help) (\($0.allowed))" }.joined(separator: "\n"))
+            """
+    )
+
+    @Option(name: .customLong("listen"), help: "HOST:PORT to listen on (repeatable; replaces the default 127.0.0.1:1883).")
+    var listen: [String] = []
+
+    @Option(name: .customLong("config"), help: "Configuration file (YAML key: value).")
+    var configFile: String?
+
+    @Option(name: .customLong("data-dir"), help: "Directory for durable state.")
+    var dataDir: String?
+
+    @Flag(inversion: .prefixedNo, help: "Accept clients without a user name.")
+    var allowAnonymous: Bool?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String?
+
+    @Flag(name: .customLong("check-config"), help: "Validate the configuration and exit.")
+    var checkConfig = false
+
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var otherFlags: [String] = []
+
+    func resolveConfiguration() throws -> ServeConfiguration {
+        var config = ServeConfiguration()
+        if let configFile { try config.load(file: configFile) }
+        try config.loadEnvironment()
+        var index = 0
+        while index < otherFlags.count {
+            let flag = otherFlags[index]
+            guard flag.hasPrefix("--") else {
+                throw ConfigurationError(key: flag, value: "", source: "command line", allowed: "a flag of the form --<key> VALUE")
+            }
+            var name = String(flag.dropFirst(2))
+            var value: String
+            if let equals = name.firstIndex(of: "=") {
+                value = String(name[name.index(after: equals)...])
+                name = String(name[..<equals])
+            } else {
+                guard index + 1 < otherFlags.count else {
+                    throw ConfigurationError(key: name, value: "", source: "command line", allowed: "a value after --\(name)")
+                }
+                index += 1
+                value = otherFlags[index]
+            }
+            try config.set(name, value, source: "flag --\(name)")
+            index += 1
+        }
+        if !listen.isEmpty { try config.set("listen", listen.joined(separator: ","), source: "flag --listen") }
+        if let dataDir { try config.set("data_dir", dataDir, source: "flag --data-dir") }
+        if let allowAnonymous { config.settings.allowAnonymous = allowAnonymous }
+        if let logLevel { try config.set("log_level", logLevel, source: "flag --log-level") }
+        return config
+    }
+
+    func run() async throws {
+        let config: ServeConfiguration
+        do {
+            config = try resolveConfiguration()
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("roost: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        if checkConfig {
+            print("configuration OK: listeners \(config.listeners.map { "\($0.host):\($0.port)" }.joined(separator: ", "))")
+            return
+        }
+        let level = Logger.Level(rawValue: config.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "roost")
+        let server: Server
+        do {
+            server = try await Server.start(settings: config.settings, listeners: config.listeners, threads: config.threads, logger: logger)
+        } catch {
+            logger.critical("could not start: \(error)")
+            FileHandle.standardError.write(Data("roost: could not start listeners: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        await waitForTerminationSignal()
+        await server.shutdown()
+    }
+
+    /// Waits for SIGTERM or SIGINT.
+    private func waitForTerminationSignal() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let fired = Mutex(false)
+            var sources: [DispatchSourceSignal] = []
+            for sig in [SIGTERM, SIGINT] {
+                signal(sig, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+                source.setEventHandler {
+                    let first = fired.withLock { value -> Bool in
+                        defer { value = true }
+                        return !value
+                    }
+                    if first { continuation.resume() }
+                }
+                source.resume()
+                sources.append(source)
+            }
+            SignalSources.keep(sources)
+        }
+    }
+}
+
+import Synchronization
+
+/// Keeps signal sources alive for the life of the process.
+enum SignalSources {
+    nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
+    static func keep(_ new: [DispatchSourceSignal]) { sources.append(contentsOf: new) }
 }

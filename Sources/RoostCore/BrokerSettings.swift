@@ -1,0 +1,41 @@
+/// The broker's limits and feature switches. Every field is one configuration key
+/// (see docs/CONFIGURATION.md); the defaults are what `roost serve` uses without a config.
+public struct BrokerSettings: Sendable, Equatable {
+    /// Largest packet accepted from a client, in bytes (MQTT 5 Maximum Packet Size in CONNACK).
+    public var maxPacketSize: Int = 1_048_576
+    /// Largest keepalive allowed, in seconds; MQTT 5 clients asking for more (or 0) get Server Keep Alive.
+    public var maxKeepAlive: Int = 65_535
+    /// QoS 1/2 messages the broker has in flight towards one client (also the Receive Maximum
+    /// the broker announces for messages from the client).
+    public var receiveMaximum: Int = 100
+    /// Messages queued per session beyond the in-flight window; 0 is unlimited.
+    public var maxQueuedMessages: Int = 1000
+    /// Bytes queued per session; 0 is unlimited.
+    public var maxQueuedBytes: Int = 0
+    /// Whether QoS 0 messages are queued for offline persistent sessions.
+    public var queueQoS0Messages: Bool = false
+    /// Topic aliases a client may use towards the broker (MQTT 5 Topic Alias Maximum).
+    public var maxTopicAlias: Int = 10
+    /// Longest session expiry granted, in seconds (0xFFFFFFFF: never expires).
+    public var maxSessionExpiry: UInt32 = 0xFFFF_FFFF
+    /// Cap on the message expiry interval, in seconds; 0 means no cap.
+    public var maxMessageExpiry: UInt32 = 0
+    public var retainAvailable: Bool = true
+    public var wildcardSubscriptionAvailable: Bool = true
+    public var sharedSubscriptionAvailable: Bool = true
+    public var subscriptionIdentifierAvailable: Bool = true
+    /// Largest QoS accepted from publishers (MQTT 5 Maximum QoS).
+    public var maxQoS: Int = 2
+    /// Simultaneous client connections; 0 is unlimited.
+    public var maxConnections: Int = 0
+    /// Seconds between `$SYS` updates; 0 turns `$SYS` off.
+    public var sysInterval: Int = 10
+    /// Seconds a socket may stay open without sending CONNECT.
+    public var connectTimeout: Int = 10
+    /// Whether clients without a user name are accepted.
+    public var allowAnonymous: Bool = true
+    /// Longest client identifier accepted.
+    public var maxClientIDLength: Int = 65_535
+
+    public init() {}
+}

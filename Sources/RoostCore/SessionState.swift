@@ -1,0 +1,194 @@
+import MQTTCodec
+import NIOCore
+
+/// A message waiting in a session's queue for its turn (and for the in-flight window).
+public struct QueuedDelivery: Sendable {
+    public var message: Message
+    public var qos: QoS
+    public var retain: Bool
+    public var subscriptionIDs: [Int]
+    /// The shared-subscription group ("group\u{0}filter") this copy was chosen for, if any.
+    public var sharedGroup: String?
+
+    public init(message: Message, qos: QoS, retain: Bool, subscriptionIDs: [Int], sharedGroup: String? = nil) {
+        self.message = message
+        self.qos = qos
+        self.retain = retain
+        self.subscriptionIDs = subscriptionIDs
+        self.sharedGroup = sharedGroup
+    }
+}
+
+/// An outgoing QoS 1/2 message the client has not finished acknowledging.
+public struct InflightDelivery: Sendable {
+    public enum Stage: Sendable {
+        /// PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+        case published
+        /// PUBREC received and PUBREL sent, waiting for PUBCOMP.
+        case released
+    }
+    public var packetID: UInt16
+    public var delivery: QueuedDelivery
+    public var stage: Stage
+}
+
+/// Why a delivery was not queued. Counted by the broker.
+public enum DropReason: Sendable {
+    case queueFull
+    case qos0WhileOffline
+    case expired
+    case tooLargeForClient
+}
+
+/// The outgoing side of one session: queue, in-flight window and packet identifiers, and the
+/// inbound QoS 2 identifiers awaiting PUBREL. Pure and synchronous; time is passed in.
+///
+/// Not thread-safe: the owning `Session` guards it with its lock.
+public struct SessionState: Sendable {
+    /// The client's Receive Maximum, capped by the broker's limit: QoS 1/2 messages in flight at once.
+    public var receiveMaximum: Int
+    /// Queue limits (messages waiting beyond the in-flight window). 0 means unlimited.
+    public var maxQueuedMessages: Int
+    public var maxQueuedBytes: Int
+    /// Whether QoS 0 messages are queued for a session that is offline (Mosquitto's `queue_qos0_messages`).
+    public var queueQoS0WhileOffline: Bool
+
+    public private(set) var queue = CircularBuffer<QueuedDelivery>()
+    public private(set) var queuedBytes = 0
+    public private(set) var inflight = CircularBuffer<InflightDelivery>()
+    private var usedPacketIDs = Set<UInt16>()
+    private var nextPacketID: UInt16 = 1
+    /// Inbound QoS 2 packet identifiers that got PUBREC and wait for PUBREL (exactly once).
+    public var inboundQoS2 = Set<UInt16>()
+
+    public init(receiveMaximum: Int = 65_535, maxQueuedMessages: Int = 1000, maxQueuedBytes: Int = 0, queueQoS0WhileOffline: Bool = false) {
+        self.receiveMaximum = receiveMaximum
+        self.maxQueuedMessages = maxQueuedMessages
+        self.maxQueuedBytes = maxQueuedBytes
+        self.queueQoS0WhileOffline = queueQoS0WhileOffline
+    }
+
+    /// Adds a delivery to the back of the queue, or says why it was dropped. The overflow policy
+    /// is drop-newest: a full queue refuses the new message, so what was queued stays in order.
+    public mutating func enqueue(_ delivery: QueuedDelivery, online: Bool) -> DropReason? {
+        if delivery.qos == .atMostOnce && !online && !queueQoS0WhileOffline { return .qos0WhileOffline }
+        let size = delivery.message.size
+        if maxQueuedMessages > 0 && queue.count >= maxQueuedMessages { return .queueFull }
+        if maxQueuedBytes > 0 && queuedBytes + size > maxQueuedBytes && !queue.isEmpty { return .queueFull }
+        queue.append(delivery)
+        queuedBytes += size
+        return nil
+    }
+
+    /// True when the next queued message may be sent now (QoS 0 always; QoS 1/2 within the window).
+    public var canSendNext: Bool {
+        guard let first = queue.first else { return false }
+        return first.qos == .atMostOnce || inflight.count < receiveMaximum
+    }
+
+    /// Takes the next message to send, assigning a packet identifier and moving QoS 1/2 into the
+    /// in-flight window. Expired messages are skipped and reported through `dropped`.
+    public mutating func next(now: UInt64, dropped: (QueuedDelivery, DropReason) -> Void = { _, _ in }) -> (packetID: UInt16, delivery: QueuedDelivery)? {
+        while let first = queue.first {
+            if first.message.isExpired(at: now) {
+                queue.removeFirst()
+                queuedBytes -= first.message.size
+                dropped(first, .expired)
+                continue
+            }
+            if first.qos == .atMostOnce {
+                queue.removeFirst()
+                queuedBytes -= first.message.size
+                return (0, first)
+            }
+            guard inflight.count < receiveMaximum, let id = allocatePacketID() else { return nil }
+            queue.removeFirst()
+            queuedBytes -= first.message.size
+            inflight.append(InflightDelivery(packetID: id, delivery: first, stage: .published))
+            return (id, first)
+        }
+        return nil
+    }
+
+    private mutating func allocatePacketID() -> UInt16? {
+        guard usedPacketIDs.count < 65_535 else { return nil }
+        while true {
+            let id = nextPacketID
+            nextPacketID = nextPacketID == 65_535 ? 1 : nextPacketID + 1
+            if usedPacketIDs.insert(id).inserted { return id }
+        }
+    }
+
+    private func inflightIndex(_ packetID: UInt16) -> CircularBuffer<InflightDelivery>.Index? {
+        if let first = inflight.first, first.packetID == packetID { return inflight.startIndex }
+        return inflight.firstIndex { $0.packetID == packetID }
+    }
+
+    /// PUBACK from the client. Returns false if no QoS 1 message had that id.
+    public mutating func acknowledge(packetID: UInt16) -> Bool {
+        guard let index = inflightIndex(packetID), inflight[index].delivery.qos == .atLeastOnce else { return false }
+        inflight.remove(at: index)
+        usedPacketIDs.remove(packetID)
+        return true
+    }
+
+    /// PUBREC from the client: the message moves to the PUBREL stage. Returns false if unknown.
+    /// A PUBREC with a failure reason ends the exchange instead (MQTT 5: 4.3.3).
+    public mutating func received(packetID: UInt16, failed: Bool) -> Bool {
+        guard let index = inflightIndex(packetID), inflight[index].delivery.qos == .exactlyOnce else { return false }
+        if failed {
+            inflight.remove(at: index)
+            usedPacketIDs.remove(packetID)
+        } else {
+            inflight[index].stage = .released
+        }
+        return true
+    }
+
+    /// PUBCOMP from the client. Returns false if no message was in the PUBREL stage with that id.
+    public mutating func completed(packetID: UInt16) -> Bool {
+        guard let index = inflightIndex(packetID), inflight[index].stage == .released else { return false }
+        inflight.remove(at: index)
+        usedPacketIDs.remove(packetID)
+        return true
+    }
+
+    /// Removes and returns every in-flight and queued delivery that was sent to a shared
+    /// subscription group, so that another member can get them (MQTT 5: 4.8.2).
+    public mutating func takeSharedDeliveries() -> [QueuedDelivery] {
+        var taken: [QueuedDelivery] = []
+        var keptInflight = CircularBuffer<InflightDelivery>()
+        for entry in inflight {
+            if entry.delivery.sharedGroup != nil && entry.stage == .published {
+                taken.append(entry.delivery)
+                usedPacketIDs.remove(entry.packetID)
+            } else {
+                keptInflight.append(entry)
+            }
+        }
+        inflight = keptInflight
+        var keptQueue = CircularBuffer<QueuedDelivery>()
+        for entry in queue {
+            if entry.sharedGroup != nil {
+                taken.append(entry)
+                queuedBytes -= entry.message.size
+            } else {
+                keptQueue.append(entry)
+            }
+        }
+        queue = keptQueue
+        return taken
+    }
+
+    /// Clears everything (clean start).
+    public mutating func reset() {
+        queue.removeAll()
+        queuedBytes = 0
+        inflight.removeAll()
+        usedPacketIDs.removeAll()
+        inboundQoS2.removeAll()
+        nextPacketID = 1
+    }
+
+    public var queuedCount: Int { queue.count }
+}

@@ -1,0 +1,168 @@
+import Logging
+import MQTTCodec
+import NIOCore
+import RoostCore
+import Synchronization
+
+/// The broker's shared state: sessions by client id, the routing table and the retained
+/// messages, each behind its own short lock. Connections call into it from their event loops.
+public final class Broker: Sendable {
+    public let settings: BrokerSettings
+    let stats = BrokerStats()
+    let router = Router()
+    let retained = Mutex(RetainedTree<Message>())
+    let sessions = Mutex([String: Session]())
+    let connections = Mutex([ObjectIdentifier: Connection]())
+    private let nextSessionID = Atomic<Int>(1)
+    private let nextClientNumber = Atomic<Int>(1)
+    let logger: Logger
+    let startTime = NIODeadline.now()
+    /// The broker's version string, published in `$SYS/broker/version`.
+    public static let version = "0.1.0"
+
+    public init(settings: BrokerSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// Milliseconds of the monotonic clock, the time base of message and session expiry.
+    static func nowMillis() -> UInt64 { NIODeadline.now().uptimeNanoseconds / 1_000_000 }
+
+    func makeSessionID() -> Int { nextSessionID.add(1, ordering: .relaxed).oldValue }
+
+    func assignClientID() -> String {
+        let number = nextClientNumber.add(1, ordering: .relaxed).oldValue
+        return "roost-\(UInt32(truncatingIfNeeded: startTime.uptimeNanoseconds))-\(number)"
+    }
+
+    var sessionCount: Int { sessions.withLock { $0.count } }
+    var retainedCount: Int { retained.withLock { $0.count } }
+
+    // MARK: Routing
+
+    /// Stores or clears a retained message [MQTT-3.3.1-5], [MQTT-3.3.1-6].
+    func storeRetained(_ message: Message) {
+        retained.withLock { tree in
+            if message.payload.readableBytes == 0 {
+                tree.remove(name: message.topic)
+            } else {
+                tree.set(name: message.topic, value: message)
+            }
+        }
+    }
+
+    /// Delivers `message` to every matching subscription. Resolution comes from `route`;
+    /// connections to wake are appended to `wake`. Returns the number of sessions reached.
+    @discardableResult
+    func deliver(_ message: Message, matches: [Router.Match], wake: inout [Connection]) -> Int {
+        var reached = 0
+        var index = 0
+        let count = matches.count
+        while index < count {
+            let match = matches[index]
+            if match.group.isEmpty {
+                // Merge every ordinary subscription of this session: highest QoS, every identifier, one copy.
+                let session = match.entry.session
+                var qos: QoS? = nil
+                var retainAsPublished = false
+                var identifiers: [Int] = []
+                while index < count, matches[index].group.isEmpty, matches[index].entry.session === session {
+                    let entry = matches[index].entry
+                    index += 1
+                    if entry.noLocal && session.id == message.publisherID { continue }
+                    qos = max(qos ?? .atMostOnce, entry.qos)
+                    retainAsPublished = retainAsPublished || entry.retainAsPublished
+                    if let id = entry.subscriptionID { identifiers.append(id) }
+                }
+                guard let granted = qos else { continue }
+                let delivery = QueuedDelivery(
+                    message: message, qos: min(granted, message.qos), retain: retainAsPublished && message.retain,
+                    subscriptionIDs: identifiers)
+                if let owner = session.deliver(delivery, stats: stats) { wake.append(owner) }
+                reached += 1
+            } else {
+                // A shared group on one filter: exactly one member gets the message.
+                let start = index
+                while index < count, matches[index].group == match.group, matches[index].filter == match.filter { index += 1 }
+                let members = matches[start..<index]
+                guard let chosen = router.pickSharedMember(group: match.group, filter: match.filter, members: members) else { continue }
+                let entry = chosen.entry
+                let delivery = QueuedDelivery(
+                    message: message, qos: min(entry.qos, message.qos), retain: entry.retainAsPublished && message.retain,
+                    subscriptionIDs: entry.subscriptionID.map { [$0] } ?? [], sharedGroup: match.group + "\u{0}" + match.filter)
+                if let owner = entry.session.deliver(delivery, stats: stats) { wake.append(owner) }
+                reached += 1
+            }
+        }
+        return reached
+    }
+
+    /// Publishes a message that does not come from a connection (will, `$SYS`), from any thread.
+    func publishInternally(_ message: Message) {
+        if message.retain { storeRetained(message) }
+        var wake: [Connection] = []
+        deliver(message, matches: router.resolve(topic: message.topic), wake: &wake)
+        Broker.wakeAll(wake)
+    }
+
+    /// Gives each connection in `wake` a drain on its own event loop (inline when already there).
+    static func wakeAll(_ wake: [Connection]) {
+        for connection in wake {
+            if connection.eventLoop.inEventLoop {
+                connection.drain()
+            } else {
+                connection.eventLoop.execute { connection.drain() }
+            }
+        }
+    }
+
+    /// Sends the deliveries a departed shared-group member still held to other members.
+    func redistributeShared(_ deliveries: [QueuedDelivery], from sessionID: Int) {
+        guard !deliveries.isEmpty else { return }
+        var wake: [Connection] = []
+        for delivery in deliveries {
+            guard let groupKey = delivery.sharedGroup, let separator = groupKey.firstIndex(of: "\u{0}") else { continue }
+            let group = String(groupKey[..<separator])
+            let filter = String(groupKey[groupKey.index(after: separator)...])
+            let members = router.resolve(topic: delivery.message.topic).filter { $0.group == group && $0.filter == filter }
+            guard let chosen = router.pickSharedMember(group: group, filter: filter, members: members[...], excluding: sessionID) else {
+                continue
+            }
+            var moved = delivery
+            moved.qos = min(chosen.entry.qos, delivery.message.qos)
+            if let owner = chosen.entry.session.deliver(moved, stats: stats) { wake.append(owner) }
+        }
+        Broker.wakeAll(wake)
+    }
+
+    // MARK: Session lifecycle
+
+    /// Removes a session that ended: its routes, and its entry if it is still the registered one.
+    func endSession(_ session: Session) {
+        let records = session.locked.withLock { inner -> [SubscriptionRecord] in
+            let records = Array(inner.subscriptions.values)
+            inner.subscriptions.removeAll()
+            inner.state.reset()
+            return records
+        }
+        for record in records {
+            router.unsubscribe(filter: record.filter, group: record.group ?? "", sessionID: session.id)
+        }
+        sessions.withLock { sessions in
+            if sessions[session.clientID] === session { sessions[session.clientID] = nil }
+        }
+    }
+
+    /// Every connection, for shutdown and `$SYS`.
+    func register(_ connection: Connection) -> Bool {
+        connections.withLock { connections in
+            if settings.maxConnections > 0 && connections.count >= settings.maxConnections { return false }
+            connections[ObjectIdentifier(connection)] = connection
+            return true
+        }
+    }
+
+    func unregister(_ connection: Connection) {
+        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
+    }
+}

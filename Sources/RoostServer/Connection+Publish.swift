@@ -1,0 +1,119 @@
+import MQTTCodec
+import NIOCore
+import RoostCore
+
+extension Connection {
+    func handlePublish(_ publish: Publish) {
+        let settings = broker.settings
+        broker.stats.publishReceived.add(1, ordering: .relaxed)
+        var topic = publish.topic
+        if version == .v5, let alias = publish.properties.topicAlias {
+            guard Int(alias) <= settings.maxTopicAlias else {
+                disconnect(.topicAliasInvalid, reasonString: "topic alias \(alias) above the maximum \(settings.maxTopicAlias) [MQTT-3.3.2-9]")
+                return
+            }
+            if topic.isEmpty {
+                guard let known = inboundAliases[alias] else {
+                    disconnect(.protocolError, reasonString: "unknown topic alias \(alias)")
+                    return
+                }
+                topic = known
+            } else {
+                inboundAliases[alias] = topic
+            }
+        }
+        if publish.qos.rawValue > settings.maxQoS {
+            disconnect(.qosNotSupported, reasonString: "QoS \(publish.qos.rawValue) above the maximum \(settings.maxQoS)")
+            return
+        }
+        if publish.retain && !settings.retainAvailable {
+            disconnect(.retainNotSupported, reasonString: "retained messages are not available")
+            return
+        }
+        guard let session else { return }
+        if publish.qos == .exactlyOnce {
+            let state = session.locked.withLock { inner -> Int in
+                if inner.state.inboundQoS2.contains(publish.packetID) { return -1 }
+                if inner.state.inboundQoS2.count >= settings.receiveMaximum { return -2 }
+                inner.state.inboundQoS2.insert(publish.packetID)
+                return 0
+            }
+            if state == -1 {
+                // A resend of a message already received: acknowledge again, deliver nothing [MQTT-4.3.3-10].
+                send(.pubrec(Ack(packetID: publish.packetID)))
+                return
+            }
+            if state == -2 {
+                disconnect(.receiveMaximumExceeded, reasonString: "more than \(settings.receiveMaximum) QoS 2 messages in flight")
+                return
+            }
+        }
+
+        let now = Broker.nowMillis()
+        var properties = publish.properties
+        properties.topicAlias = nil
+        properties.subscriptionIdentifiers = []
+        var expiresAt: UInt64?
+        if var interval = properties.messageExpiryInterval {
+            if settings.maxMessageExpiry > 0 { interval = min(interval, settings.maxMessageExpiry) }
+            expiresAt = now + UInt64(interval) * 1000
+            properties.messageExpiryInterval = nil
+        } else if settings.maxMessageExpiry > 0 {
+            expiresAt = now + UInt64(settings.maxMessageExpiry) * 1000
+        }
+        // Own the payload bytes: a slice would pin the whole receive buffer while the message is queued.
+        var payload = context?.channel.allocator.buffer(capacity: publish.payload.readableBytes) ?? ByteBuffer()
+        payload.writeImmutableBuffer(publish.payload)
+        let message = Message(
+            topic: topic, payload: payload, qos: publish.qos, retain: publish.retain, properties: properties,
+            expiresAt: expiresAt, publisherID: session.id)
+        if publish.retain { broker.storeRetained(message) }
+
+        let version = broker.router.version.load(ordering: .acquiring)
+        if cachedTopic != topic || cachedVersion != version {
+            cachedMatches = broker.router.resolve(topic: topic)
+            cachedTopic = topic
+            cachedVersion = version
+        }
+        let reached = broker.deliver(message, matches: cachedMatches, wake: &toWake)
+        let reason: ReasonCode = reached == 0 && self.version == .v5 ? .noMatchingSubscribers : .success
+        switch publish.qos {
+        case .atMostOnce: break
+        case .atLeastOnce: send(.puback(Ack(packetID: publish.packetID, reasonCode: reason)))
+        case .exactlyOnce: send(.pubrec(Ack(packetID: publish.packetID, reasonCode: reason)))
+        }
+    }
+
+    func handlePubAck(_ ack: Ack) {
+        guard let session else { return }
+        if session.locked.withLock({ $0.state.acknowledge(packetID: ack.packetID) }) {
+            drain()
+        } else {
+            logger.debug("PUBACK for an unknown packet id", metadata: ["packet_id": "\(ack.packetID)"])
+        }
+    }
+
+    func handlePubRec(_ ack: Ack) {
+        guard let session else { return }
+        let failed = ack.reasonCode.isFailure
+        let known = session.locked.withLock { $0.state.received(packetID: ack.packetID, failed: failed) }
+        if failed {
+            if known { drain() }
+            return
+        }
+        send(.pubrel(Ack(packetID: ack.packetID, reasonCode: known ? .success : .packetIdentifierNotFound)))
+    }
+
+    func handlePubRel(_ ack: Ack) {
+        guard let session else { return }
+        let known = session.locked.withLock { $0.state.inboundQoS2.remove(ack.packetID) != nil }
+        send(.pubcomp(Ack(packetID: ack.packetID, reasonCode: known ? .success : .packetIdentifierNotFound)))
+    }
+
+    func handlePubComp(_ ack: Ack) {
+        guard let session else { return }
+        if session.locked.withLock({ $0.state.completed(packetID: ack.packetID) }) {
+            drain()
+        }
+    }
+}

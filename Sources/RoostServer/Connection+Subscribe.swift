@@ -1,0 +1,90 @@
+import MQTTCodec
+import NIOCore
+import RoostCore
+
+extension Connection {
+    func handleSubscribe(_ subscribe: Subscribe) {
+        guard let session else { return }
+        let settings = broker.settings
+        let subscriptionID = subscribe.properties.subscriptionIdentifiers.first
+        if subscriptionID != nil && !settings.subscriptionIdentifierAvailable {
+            disconnect(.subscriptionIdentifiersNotSupported, reasonString: "subscription identifiers are not available")
+            return
+        }
+        var codes: [ReasonCode] = []
+        codes.reserveCapacity(subscribe.subscriptions.count)
+        var retainedToSend: [QueuedDelivery] = []
+        let now = Broker.nowMillis()
+        for subscription in subscribe.subscriptions {
+            let shared: (group: String, filter: String)?
+            do {
+                shared = try Topic.parseShared(subscription.filter)
+            } catch {
+                codes.append(version == .v5 ? .topicFilterInvalid : .unspecifiedError)
+                continue
+            }
+            let filter = shared?.filter ?? subscription.filter
+            guard Topic.isValidFilter(filter) else {
+                codes.append(version == .v5 ? .topicFilterInvalid : .unspecifiedError)
+                continue
+            }
+            if shared != nil && !settings.sharedSubscriptionAvailable {
+                codes.append(version == .v5 ? .sharedSubscriptionsNotSupported : .unspecifiedError)
+                continue
+            }
+            if shared != nil && subscription.noLocal {
+                disconnect(.protocolError, reasonString: "No Local on a shared subscription [MQTT-3.8.3-4]")
+                return
+            }
+            if !settings.wildcardSubscriptionAvailable && (filter.contains("+") || filter.contains("#")) {
+                codes.append(version == .v5 ? .wildcardSubscriptionsNotSupported : .unspecifiedError)
+                continue
+            }
+            let granted = min(subscription.qos, QoS(rawValue: UInt8(settings.maxQoS)) ?? .exactlyOnce)
+            let group = shared?.group ?? ""
+            let entry = Router.Entry(
+                session: session, qos: granted, noLocal: subscription.noLocal,
+                retainAsPublished: subscription.retainAsPublished, subscriptionID: subscriptionID)
+            let isNew = broker.router.subscribe(filter: filter, group: group, entry: entry)
+            var options = subscription
+            options.qos = granted
+            session.locked.withLock { inner in
+                inner.subscriptions[subscription.filter] = SubscriptionRecord(
+                    filter: filter, group: shared?.group, options: options, subscriptionID: subscriptionID)
+            }
+            codes.append(ReasonCode(granted.rawValue))
+            // Retained messages for the new subscription [MQTT-3.3.1-9], Retain Handling [MQTT-3.3.1-10], [MQTT-3.3.1-11].
+            guard shared == nil else { continue }
+            let wantsRetained = subscription.retainHandling == .sendAlways || (subscription.retainHandling == .sendIfNew && isNew)
+            guard wantsRetained else { continue }
+            broker.retained.withLock { tree in
+                tree.forEachMatch(filter: filter) { _, message in
+                    guard !message.isExpired(at: now) else { return }
+                    retainedToSend.append(
+                        QueuedDelivery(
+                            message: message, qos: min(granted, message.qos), retain: true,
+                            subscriptionIDs: subscriptionID.map { [$0] } ?? []))
+                }
+            }
+        }
+        send(.suback(SubAck(packetID: subscribe.packetID, reasonCodes: codes)))
+        guard !retainedToSend.isEmpty else { return }
+        for delivery in retainedToSend {
+            _ = session.deliver(delivery, stats: broker.stats)
+        }
+        drain()
+    }
+
+    func handleUnsubscribe(_ unsubscribe: Unsubscribe) {
+        guard let session else { return }
+        var codes: [ReasonCode] = []
+        for fullFilter in unsubscribe.filters {
+            let shared = try? Topic.parseShared(fullFilter)
+            let filter = shared?.filter ?? fullFilter
+            let removed = broker.router.unsubscribe(filter: filter, group: shared?.group ?? "", sessionID: session.id)
+            session.locked.withLock { _ = $0.subscriptions.removeValue(forKey: fullFilter) }
+            codes.append(removed ? .success : .noSubscriptionExisted)
+        }
+        send(.unsuback(UnsubAck(packetID: unsubscribe.packetID, reasonCodes: version == .v5 ? codes : [])))
+    }
+}

@@ -1,0 +1,288 @@
+import Logging
+import MQTTCodec
+import NIOCore
+import RoostCore
+
+/// One client connection: decodes in place, runs the protocol, and writes through one
+/// coalescing output buffer flushed once per read batch or drain.
+///
+/// Concurrency: everything here runs on the channel's event loop, except ``eventLoop`` and
+/// ``drain()`` scheduling, which other loops use to wake the connection (`Broker.wakeAll`).
+final class Connection: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    enum Phase {
+        case awaitingConnect
+        /// CONNECT received; the session is being attached (takeover may be in progress).
+        case attaching
+        case connected
+        case closed
+    }
+
+    /// How a connection ended, for the will and the session.
+    enum Ending {
+        case normal
+        case normalWithWill
+        case abnormal
+        case takeover(newCleanStart: Bool)
+    }
+
+    let broker: Broker
+    let eventLoop: EventLoop
+    var logger: Logger
+    var context: ChannelHandlerContext?
+    var phase = Phase.awaitingConnect
+
+    var decoder: MQTTDecoder
+    var encoder = MQTTEncoder(version: .v3_1_1)
+    var version: ProtocolVersion = .v3_1_1
+    private var inbound: ByteBuffer?
+    var output: ByteBuffer?
+
+    var session: Session?
+    var clientID = ""
+    var will: Will?
+    var willDelay: UInt32 = 0
+    var sessionExpiry: UInt32 = 0
+    var keepAlive: Int64 = 0
+    var lastActivity = NIODeadline.now()
+    private var keepAliveTask: Scheduled<Void>?
+    private var connectTimeoutTask: Scheduled<Void>?
+    /// Largest packet the client accepts (MQTT 5 Maximum Packet Size); larger messages are not sent.
+    var clientMaximumPacketSize = Int.max
+    var inboundAliases: [UInt16: String] = [:]
+    var requestProblemInformation = true
+    var detached = false
+
+    /// The publisher's route cache: last topic, the routing-table version it was resolved at, the matches.
+    var cachedTopic: String?
+    var cachedVersion: UInt64 = 0
+    var cachedMatches: [Router.Match] = []
+    /// Connections (on any loop) that got messages during this read batch.
+    var toWake: [Connection] = []
+    private var drainBatch: [(packetID: UInt16, delivery: QueuedDelivery)] = []
+
+    init(broker: Broker, eventLoop: EventLoop, logger: Logger) {
+        self.broker = broker
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.decoder = MQTTDecoder(version: .v3_1_1, maximumPacketSize: broker.settings.maxPacketSize)
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let remote = context.remoteAddress { logger[metadataKey: "connection.remote"] = "\(remote)" }
+        guard broker.register(self) else {
+            logger.warning("connection refused: max_connections reached", metadata: ["limit": "\(broker.settings.maxConnections)"])
+            phase = .closed
+            context.close(promise: nil)
+            return
+        }
+        let timeout = TimeAmount.seconds(Int64(broker.settings.connectTimeout))
+        connectTimeoutTask = eventLoop.scheduleTask(in: timeout) { [weak self] in
+            guard let self, self.phase == .awaitingConnect else { return }
+            self.logger.debug("closing: no CONNECT within the connect timeout")
+            self.close()
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connectTimeoutTask?.cancel()
+        keepAliveTask?.cancel()
+        broker.unregister(self)
+        let wasConnected = phase == .connected || phase == .attaching
+        phase = .closed
+        if wasConnected { connectionEnded(.abnormal) }
+        self.context = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        broker.stats.bytesReceived.add(buffer.readableBytes, ordering: .relaxed)
+        if keepAlive > 0 { lastActivity = .now() }
+        if inbound == nil || inbound!.readableBytes == 0 {
+            inbound = buffer
+        } else {
+            inbound!.writeBuffer(&buffer)
+        }
+        processInbound()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushOutput()
+        if !toWake.isEmpty {
+            let targets = toWake
+            toWake.removeAll(keepingCapacity: true)
+            Broker.wakeAll(targets)
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { drain() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        logger.debug("connection error", metadata: ["error": "\(error)"])
+        close()
+    }
+
+    /// Decodes and handles every complete packet in the cumulation buffer. Stops while a
+    /// CONNECT is being attached; the rest waits in the buffer.
+    func processInbound() {
+        guard var buffer = inbound else { return }
+        inbound = nil
+        defer {
+            if phase != .closed && buffer.readableBytes > 0 {
+                buffer.discardReadBytes()
+                inbound = buffer
+            }
+        }
+        while phase == .awaitingConnect || phase == .connected {
+            let packet: MQTTPacket?
+            do {
+                packet = try decoder.decode(from: &buffer)
+            } catch {
+                decodeFailed(error)
+                return
+            }
+            guard let packet else { return }
+            handle(packet)
+        }
+    }
+
+    // MARK: Output
+
+    /// Appends an encoded packet to the output buffer (flushed at the end of the batch).
+    func send(_ packet: MQTTPacket) {
+        if output == nil { output = context?.channel.allocator.buffer(capacity: 256) }
+        encoder.encode(packet, into: &output!)
+    }
+
+    func flushOutput() {
+        guard let context, var buffer = output, buffer.readableBytes > 0 else { return }
+        broker.stats.bytesSent.add(buffer.readableBytes, ordering: .relaxed)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        buffer.clear()
+        output = buffer
+    }
+
+    /// Sends DISCONNECT (MQTT 5 only) with `reason` and closes. The will is published.
+    func disconnect(_ reason: ReasonCode, reasonString: String? = nil) {
+        guard phase != .closed else { return }
+        if version == .v5 && phase == .connected {
+            var properties = Properties()
+            if requestProblemInformation, let reasonString { properties.reasonString = reasonString }
+            send(.disconnect(Disconnect(reasonCode: reason, properties: properties)))
+        }
+        logger.debug("server disconnect", metadata: ["reason": "\(reason)", "detail": "\(reasonString ?? "")"])
+        close()
+    }
+
+    func close() {
+        guard let context, phase != .closed else { return }
+        flushOutput()
+        let wasConnected = phase == .connected || phase == .attaching
+        phase = .closed
+        if wasConnected { connectionEnded(.abnormal) }
+        context.close(promise: nil)
+    }
+
+    /// The one place that maps decode errors to the wire.
+    private func decodeFailed(_ error: DecodeError) {
+        broker.stats.malformedPackets.add(1, ordering: .relaxed)
+        logger.debug("malformed packet", metadata: ["error": "\(error)", "mqtt.client_id": "\(clientID)"])
+        if phase == .awaitingConnect {
+            if case .unsupportedProtocolVersion = error {
+                var buffer = context?.channel.allocator.buffer(capacity: 4) ?? ByteBuffer()
+                buffer.writeBytes([0x20, 0x02, 0x00, ConnectReturnCode.unacceptableProtocolVersion.rawValue])
+                if output == nil { output = buffer } else { output!.writeBuffer(&buffer) }
+            }
+            close()
+            return
+        }
+        disconnect(error.reasonCode, reasonString: error.description)
+    }
+
+    func cancelConnectTimeout() {
+        connectTimeoutTask?.cancel()
+        connectTimeoutTask = nil
+    }
+
+    // MARK: Keepalive
+
+    func startKeepAlive() {
+        guard keepAlive > 0 else { return }
+        lastActivity = .now()
+        scheduleKeepAliveCheck(after: .milliseconds(keepAlive * 1500))
+    }
+
+    private func scheduleKeepAliveCheck(after delay: TimeAmount) {
+        keepAliveTask = eventLoop.scheduleTask(in: delay) { [weak self] in
+            guard let self, self.phase == .connected else { return }
+            let limit = TimeAmount.milliseconds(self.keepAlive * 1500)
+            let idle = NIODeadline.now() - self.lastActivity
+            if idle >= limit {
+                self.logger.debug("keepalive timeout", metadata: ["mqtt.client_id": "\(self.clientID)"])
+                self.disconnect(.keepAliveTimeout)
+            } else {
+                self.scheduleKeepAliveCheck(after: limit - idle)
+            }
+        }
+    }
+
+    // MARK: Delivery
+
+    /// Moves queued messages of the session into the output buffer, within the client's
+    /// in-flight window and while the channel is writable, then flushes. Runs on this loop.
+    func drain() {
+        guard phase == .connected, let session, let context else { return }
+        let now = Broker.nowMillis()
+        let channel = context.channel
+        var more = false
+        drainBatch.removeAll(keepingCapacity: true)
+        session.locked.withLock { inner in
+            inner.drainScheduled = false
+            guard inner.owner === self else { return }
+            while drainBatch.count < 512, channel.isWritable, let next = inner.state.next(now: now) {
+                drainBatch.append(next)
+            }
+            more = drainBatch.count == 512 && inner.state.canSendNext
+            if more { inner.drainScheduled = true }
+        }
+        for (packetID, delivery) in drainBatch {
+            let publish = delivery.message.publish(
+                qos: delivery.qos, retain: delivery.retain, packetID: packetID, dup: false,
+                subscriptionIDs: version == .v5 ? delivery.subscriptionIDs : [], now: now)
+            if clientMaximumPacketSize != .max && encoder.size(of: publish) > clientMaximumPacketSize {
+                // Not sent, and treated as delivered [MQTT-3.1.2-25].
+                broker.stats.messagesDropped.add(1, ordering: .relaxed)
+                if packetID != 0 {
+                    session.locked.withLock { inner in
+                        if delivery.qos == .atLeastOnce {
+                            _ = inner.state.acknowledge(packetID: packetID)
+                        } else {
+                            _ = inner.state.received(packetID: packetID, failed: true)
+                        }
+                    }
+                    more = true
+                }
+                continue
+            }
+            if output == nil { output = channel.allocator.buffer(capacity: 512) }
+            encoder.encode(publish, into: &output!)
+            broker.stats.publishSent.add(1, ordering: .relaxed)
+        }
+        drainBatch.removeAll(keepingCapacity: true)
+        flushOutput()
+        if more { eventLoop.execute { self.drain() } }
+    }
+}

@@ -1,0 +1,60 @@
+import MQTTCodec
+import NIOCore
+import RoostCore
+import Synchronization
+
+/// A subscription as the session remembers it (to re-create routes and to answer UNSUBSCRIBE).
+struct SubscriptionRecord: Sendable {
+    var filter: String
+    var group: String?
+    var options: Subscription
+    var subscriptionID: Int?
+}
+
+/// An MQTT session: it outlives connections. Its queue and in-flight state sit behind one lock,
+/// so any event loop may deliver into it; only the owning connection's loop takes messages out
+/// and writes them (a mailbox). The lock is held for a few instructions, never across I/O.
+final class Session: @unchecked Sendable {
+    struct Locked {
+        var state: SessionState
+        /// The connection that currently owns the session, nil while offline.
+        var owner: Connection?
+        /// Set while a drain of the owner is scheduled, so deliveries wake it only once.
+        var drainScheduled = false
+        var subscriptions: [String: SubscriptionRecord] = [:]
+        /// Session Expiry Interval in seconds (0xFFFFFFFF: never).
+        var expiryInterval: UInt32 = 0
+        /// Bumped on every attach/detach; timers of an older generation do nothing.
+        var generation: UInt64 = 0
+        /// The will of the last connection, kept while a delayed will is pending.
+        var pendingWill: Message?
+        var dropped: Int = 0
+    }
+
+    let id: Int
+    let clientID: String
+    let locked: Mutex<Locked>
+
+    init(id: Int, clientID: String, state: SessionState) {
+        self.id = id
+        self.clientID = clientID
+        self.locked = Mutex(Locked(state: state))
+    }
+
+    /// Queues a delivery. Returns the owner connection if it must be woken to drain, or nil.
+    /// Callable from any thread.
+    func deliver(_ delivery: QueuedDelivery, stats: BrokerStats) -> Connection? {
+        locked.withLock { inner -> Connection? in
+            if inner.state.enqueue(delivery, online: inner.owner != nil) != nil {
+                inner.dropped &+= 1
+                stats.messagesDropped.add(1, ordering: .relaxed)
+                return nil
+            }
+            guard let owner = inner.owner, !inner.drainScheduled else { return nil }
+            inner.drainScheduled = true
+            return owner
+        }
+    }
+
+    var isOnline: Bool { locked.withLock { $0.owner != nil } }
+}

@@ -1,0 +1,48 @@
+import MQTTCodec
+import NIOCore
+import RoostCore
+
+extension Server {
+    /// Publishes `$SYS/broker/...` (retained) every `sys_interval` seconds, in Mosquitto's names.
+    func startSysTopics() {
+        let interval = broker.settings.sysInterval
+        guard interval > 0 else { return }
+        let broker = self.broker
+        let loop = group.next()
+        broker.publishSys(name: "version", value: "roost \(Broker.version)")
+        loop.scheduleRepeatedTask(initialDelay: .zero, delay: .seconds(Int64(interval))) { _ in
+            broker.publishSysStats()
+        }
+    }
+}
+
+extension Broker {
+    func publishSys(name: String, value: String) {
+        let message = Message(
+            topic: "$SYS/broker/" + name, payload: ByteBuffer(string: value), qos: .atMostOnce, retain: true,
+            properties: Properties(), expiresAt: nil, publisherID: 0)
+        publishInternally(message)
+    }
+
+    func publishSysStats() {
+        let uptime = (NIODeadline.now() - startTime).nanoseconds / 1_000_000_000
+        let connected = stats.clientsConnected.load(ordering: .relaxed)
+        let total = sessionCount
+        publishSys(name: "uptime", value: "\(uptime) seconds")
+        publishSys(name: "clients/connected", value: "\(connected)")
+        publishSys(name: "clients/total", value: "\(total)")
+        publishSys(name: "clients/disconnected", value: "\(max(0, total - connected))")
+        publishSys(name: "clients/maximum", value: "\(settings.maxConnections)")
+        publishSys(name: "messages/received", value: "\(stats.publishReceived.load(ordering: .relaxed))")
+        publishSys(name: "messages/sent", value: "\(stats.publishSent.load(ordering: .relaxed))")
+        publishSys(name: "publish/messages/received", value: "\(stats.publishReceived.load(ordering: .relaxed))")
+        publishSys(name: "publish/messages/sent", value: "\(stats.publishSent.load(ordering: .relaxed))")
+        publishSys(name: "publish/messages/dropped", value: "\(stats.messagesDropped.load(ordering: .relaxed))")
+        publishSys(name: "load/bytes/received", value: "\(stats.bytesReceived.load(ordering: .relaxed))")
+        publishSys(name: "load/bytes/sent", value: "\(stats.bytesSent.load(ordering: .relaxed))")
+        publishSys(name: "bytes/received", value: "\(stats.bytesReceived.load(ordering: .relaxed))")
+        publishSys(name: "bytes/sent", value: "\(stats.bytesSent.load(ordering: .relaxed))")
+        publishSys(name: "subscriptions/count", value: "\(router.count)")
+        publishSys(name: "retained messages/count", value: "\(retainedCount)")
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import RoostCore
+
+/// An invalid configuration value, reported with the key, the value, where it came from and what is allowed.
+struct ConfigurationError: Error, CustomStringConvertible {
+    var key: String
+    var value: String
+    var source: String
+    var allowed: String
+
+    var description: String {
+        "invalid configuration: \(key) = '\(value)' (from \(source)): expected \(allowed)"
+    }
+}
+
+/// Everything `roost serve` needs, assembled from defaults, a config file, environment
+/// variables (`ROOST_<KEY>`) and flags (`--<key>`), later sources winning.
+struct ServeConfiguration {
+    var settings = BrokerSettings()
+    var listeners: [(host: String, port: Int)] = [("127.0.0.1", 1883)]
+    var dataDirectory = "./roost-data"
+    var logLevel = "info"
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+    private var listenersFromSource: String?
+
+    /// One entry per configuration key: what it accepts and how it is applied.
+    struct Key {
+        var name: String
+        var allowed: String
+        var help: String
+        var apply: (inout ServeConfiguration, String) -> Bool
+    }
+
+    static func integer(_ name: String, _ range: ClosedRange<Int>, _ help: String, _ path: WritableKeyPath<BrokerSettings, Int>) -> Key {
+        Key(name: name, allowed: "an integer in \(range.lowerBound)...\(range.upperBound)", help: help) { config, value in
+            guard let number = Int(value), range.contains(number) else { return false }
+            config.settings[keyPath: path] = number
+            return true
+        }
+    }
+
+    static func boolean(_ name: String, _ help: String, _ path: WritableKeyPath<BrokerSettings, Bool>) -> Key {
+        Key(name: name, allowed: "true or false", help: help) { config, value in
+            guard let flag = parseBool(value) else { return false }
+            config.settings[keyPath: path] = flag
+            return true
+        }
+    }
+
+    static func seconds32(_ name: String, _ help: String, _ path: WritableKeyPath<BrokerSettings, UInt32>) -> Key {
+        Key(name: name, allowed: "an integer in 0...4294967295 (seconds)", help: help) { config, value in
+            guard let number = UInt32(value) else { return false }
+            config.settings[keyPath: path] = number
+            return true
+        }
+    }
+
+    static func parseBool(_ value: String) -> Bool? {
+        switch value.lowercased() {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default: return nil
+        }
+    }
+
+    static let keys: [Key] = [
+        Key(name: "listen", allowed: "HOST:PORT (IPv6 as [::1]:1883), or a comma-separated list", help: "listeners (replaces the default 127.0.0.1:1883)") { config, value in
+            var parsed: [(String, Int)] = []
+            for part in value.split(separator: ",") {
+                guard let listener = parseListener(part.trimmingCharacters(in: .whitespaces)) else { return false }
+                parsed.append(listener)
+            }
+            guard !parsed.isEmpty else { return false }
+            config.listeners = parsed
+            return true
+        },
+        Key(name: "data_dir", allowed: "a directory path", help: "where durable state lives (used from the persistence release on)") { config, value in
+            guard !value.isEmpty else { return false }
+            config.dataDirectory = value
+            return true
+        },
+        Key(name: "log_level", allowed: "trace, debug, info, notice, warning, error or critical", help: "log level") { config, value in
+            guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(value.lowercased()) else { return false }
+            config.logLevel = value.lowercased()
+            return true
+        },
+        Key(name: "threads", allowed: "an integer in 1...256", help: "event-loop threads (default: one per core)") { config, value in
+            guard let number = Int(value), (1...256).contains(number) else { return false }
+            config.threads = number
+            return true
+        },
+        boolean("allow_anonymous", "accept clients without a user name", \.allowAnonymous),
+        integer("max_packet_size", 16...268_435_455, "largest packet accepted, bytes", \.maxPacketSize),
+        integer("max_keepalive", 1...65_535, "largest keepalive allowed, seconds", \.maxKeepAlive),
+        integer("receive_maximum", 1...65_535, "QoS 1/2 messages in flight per client, each direction", \.receiveMaximum),
+        integer("max_queued_messages", 0...100_000_000, "messages queued per session (0: unlimited)", \.maxQueuedMessages),
+        integer("max_queued_bytes", 0...Int.max, "bytes queued per session (0: unlimited)", \.maxQueuedBytes),
+        boolean("queue_qos0_messages", "queue QoS 0 messages for offline sessions", \.queueQoS0Messages),
+        integer("max_topic_alias", 0...65_535, "topic aliases a client may use", \.maxTopicAlias),
+        seconds32("max_session_expiry", "longest session expiry granted, seconds (4294967295: never)", \.maxSessionExpiry),
+        seconds32("max_message_expiry", "cap on message expiry, seconds (0: no cap)", \.maxMessageExpiry),
+        boolean("retain_available", "accept retained messages", \.retainAvailable),
+        boolean("wildcard_subscription_available", "accept wildcard subscriptions", \.wildcardSubscriptionAvailable),
+        boolean("shared_subscription_available", "accept $share subscriptions", \.sharedSubscriptionAvailable),
+        boolean("subscription_identifier_available", "accept subscription identifiers", \.subscriptionIdentifierAvailable),
+        integer("max_qos", 0...2, "highest QoS accepted from publishers", \.maxQoS),
+        integer("max_connections", 0...10_000_000, "simultaneous connections (0: unlimited)", \.maxConnections),
+        integer("sys_interval", 0...86_400, "seconds between $SYS updates (0: off)", \.sysInterval),
+        integer("connect_timeout", 1...3_600, "seconds a socket may stay without CONNECT", \.connectTimeout),
+    ]
+
+    static func key(named name: String) -> Key? {
+        let normalized = name.replacingOccurrences(of: "-", with: "_").lowercased()
+        return keys.first { $0.name == normalized }
+    }
+
+    static func parseListener(_ text: String) -> (String, Int)? {
+        var host: Substring
+        var portText: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":") else { return nil }
+            portText = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = Int(portText), (0...65_535).contains(port) else { return nil }
+        return (String(host), port)
+    }
+
+    /// Applies one key; throws a ``ConfigurationError`` naming it when the key or value is wrong.
+    mutating func set(_ name: String, _ value: String, source: String) throws {
+        guard let key = ServeConfiguration.key(named: name) else {
+            throw ConfigurationError(
+                key: name, value: value, source: source,
+                allowed: "a known key; known keys: " + ServeConfiguration.keys.map(\.name).joined(separator: ", "))
+        }
+        guard key.apply(&self, value) else {
+            throw ConfigurationError(key: key.name, value: value, source: source, allowed: key.allowed)
+        }
+    }
+
+    /// Reads a config file: `key: value` lines (a YAML subset), `#` comments, and lists written
+    /// as `key:` followed by `- item` lines (used for `listen`).
+    mutating func load(file path: String) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigurationError(key: "config", value: path, source: "--config", allowed: "a readable UTF-8 file")
+        }
+        var listKey: String?
+        var listItems: [String] = []
+        var listLine = 0
+        func finishList() throws {
+            if let key = listKey {
+                try set(key, listItems.joined(separator: ","), source: "\(path):\(listLine)")
+            }
+            listKey = nil
+            listItems = []
+        }
+        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var line = String(rawLine)
+            if let hash = line.firstIndex(of: "#"), !line[..<hash].contains("\"") { line = String(line[..<hash]) }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            if trimmed.hasPrefix("- ") || trimmed == "-" {
+                guard listKey != nil else {
+                    throw ConfigurationError(key: "?", value: trimmed, source: "\(path):\(index + 1)", allowed: "a list item under a key such as 'listen:'")
+                }
+                listItems.append(unquote(String(trimmed.dropFirst(1)).trimmingCharacters(in: .whitespaces)))
+                continue
+            }
+            try finishList()
+            guard let colon = trimmed.firstIndex(of: ":") else {
+                throw ConfigurationError(key: trimmed, value: "", source: "\(path):\(index + 1)", allowed: "a 'key: value' line")
+            }
+            let key = String(trimmed[..<colon]).trimmingCharacters(in: .whitespaces)
+            let value = unquote(String(trimmed[trimmed.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
+            if value.isEmpty {
+                listKey = key
+                listLine = index + 1
+                continue
+            }
+            if value.hasPrefix("[") && value.hasSuffix("]") {
+                let items = value.dropFirst().dropLast().split(separator: ",").map { unquote($0.trimmingCharacters(in: .whitespaces)) }
+                try set(key, items.joined(separator: ","), source: "\(path):\(index + 1)")
+            } else {
+                try set(key, value, source: "\(path):\(index + 1)")
+            }
+        }
+        try finishList()
+    }
+
+    private func unquote(_ value: String) -> String {
+        if value.count >= 2, let first = value.first, let last = value.last, first == last, first == "\"" || first == "'" {
+            return String(value.dropFirst().dropLast())
+        }
+        return value
+    }
+
+    /// Applies `ROOST_<KEY>` environment variables.
+    mutating func loadEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        for key in ServeConfiguration.keys {
+            let variable = "ROOST_" + key.name.uppercased()
+            if let value = environment[variable] {
+                try set(key.name, value, source: "environment variable \(variable)")
+            }
+        }
+    }
+}
