@@ -57,6 +57,14 @@ let package = Package(
         ),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOTestUtils", package: "swift-nio")]),
         .testTarget(name: "RoostCoreTests", dependencies: ["RoostCore", "MQTTCodec"]),
+        .testTarget(
+            name: "RoostServerTests",
+            dependencies: [
+                "RoostServer", "RoostCore", "MQTTCodec",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "IntegrationTests", dependencies: ["RoostServer", "RoostClient", "MQTTCodec", .product(name: "NIOPosix", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v5]

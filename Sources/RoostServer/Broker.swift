@@ -20,13 +20,20 @@ public final class Broker: Sendable {
     /// The broker's version string, published in `$SYS/broker/version`.
     public static let version = "0.1.0"
 
-    public init(settings: BrokerSettings, logger: Logger) {
+    public init(settings: BrokerSettings, logger: Logger, clock: @escaping @Sendable () -> UInt64 = Broker.systemClock) {
         self.settings = settings
         self.logger = logger
+        self.clock = clock
     }
 
+    /// The clock of message expiry, in milliseconds of a monotonic clock. Injected in tests.
+    let clock: @Sendable () -> UInt64
+
     /// Milliseconds of the monotonic clock, the time base of message and session expiry.
-    static func nowMillis() -> UInt64 { NIODeadline.now().uptimeNanoseconds / 1_000_000 }
+    func now() -> UInt64 { clock() }
+
+    /// The real monotonic clock.
+    public static let systemClock: @Sendable () -> UInt64 = { NIODeadline.now().uptimeNanoseconds / 1_000_000 }
 
     func makeSessionID() -> Int { nextSessionID.add(1, ordering: .relaxed).oldValue }
 

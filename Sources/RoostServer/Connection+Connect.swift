@@ -225,7 +225,7 @@ extension Connection {
 
     /// Resends unacknowledged messages with DUP, and PUBREL for those past PUBREC [MQTT-4.4.0-1].
     private func resendInflight(_ session: Session) {
-        let now = Broker.nowMillis()
+        let now = broker.now()
         let inflight = session.locked.withLock { Array($0.state.inflight) }
         for entry in inflight {
             switch entry.stage {
@@ -342,7 +342,7 @@ extension Connection {
         if var interval = properties.messageExpiryInterval {
             let cap = broker.settings.maxMessageExpiry
             if cap > 0 { interval = min(interval, cap) }
-            expiresAt = Broker.nowMillis() + UInt64(interval) * 1000
+            expiresAt = broker.now() + UInt64(interval) * 1000
             properties.messageExpiryInterval = nil
         }
         return Message(

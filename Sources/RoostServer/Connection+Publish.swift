@@ -49,7 +49,7 @@ extension Connection {
             }
         }
 
-        let now = Broker.nowMillis()
+        let now = broker.now()
         var properties = publish.properties
         properties.topicAlias = nil
         properties.subscriptionIdentifiers = []

@@ -14,7 +14,7 @@ extension Connection {
         var codes: [ReasonCode] = []
         codes.reserveCapacity(subscribe.subscriptions.count)
         var retainedToSend: [QueuedDelivery] = []
-        let now = Broker.nowMillis()
+        let now = broker.now()
         for subscription in subscribe.subscriptions {
             let shared: (group: String, filter: String)?
             do {

@@ -46,7 +46,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var willDelay: UInt32 = 0
     var sessionExpiry: UInt32 = 0
     var keepAlive: Int64 = 0
-    var lastActivity = NIODeadline.now()
+    var lastActivity = NIODeadline.uptimeNanoseconds(0)
     private var keepAliveTask: Scheduled<Void>?
     private var connectTimeoutTask: Scheduled<Void>?
     /// Largest packet the client accepts (MQTT 5 Maximum Packet Size); larger messages are not sent.
@@ -107,7 +107,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         broker.stats.bytesReceived.add(buffer.readableBytes, ordering: .relaxed)
-        if keepAlive > 0 { lastActivity = .now() }
+        if keepAlive > 0 { lastActivity = eventLoop.now }
         if inbound == nil || inbound!.readableBytes == 0 {
             inbound = buffer
         } else {
@@ -221,7 +221,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     func startKeepAlive() {
         guard keepAlive > 0 else { return }
-        lastActivity = .now()
+        lastActivity = eventLoop.now
         scheduleKeepAliveCheck(after: .milliseconds(keepAlive * 1500))
     }
 
@@ -229,7 +229,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         keepAliveTask = eventLoop.scheduleTask(in: delay) { [weak self] in
             guard let self, self.phase == .connected else { return }
             let limit = TimeAmount.milliseconds(self.keepAlive * 1500)
-            let idle = NIODeadline.now() - self.lastActivity
+            let idle = self.eventLoop.now - self.lastActivity
             if idle >= limit {
                 self.logger.debug("keepalive timeout", metadata: ["mqtt.client_id": "\(self.clientID)"])
                 self.disconnect(.keepAliveTimeout)
@@ -245,7 +245,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// in-flight window and while the channel is writable, then flushes. Runs on this loop.
     func drain() {
         guard phase == .connected, let session, let context else { return }
-        let now = Broker.nowMillis()
+        let now = broker.now()
         let channel = context.channel
         var more = false
         drainBatch.removeAll(keepingCapacity: true)

@@ -1,0 +1,159 @@
+import MQTTCodec
+import NIOCore
+import RoostCore
+import XCTest
+
+@testable import RoostServer
+
+/// Keepalive, connect timeout, will delay, session expiry and message expiry, on virtual time.
+final class TimersTests: XCTestCase {
+    func testKeepAliveClosesAfterOneAndAHalfIntervals() throws {
+        let harness = Harness()
+        let (client, _) = try harness.connect(.v5("k", keepAlive: 2))
+        harness.advance(seconds: 2.9)
+        XCTAssertTrue(client.isActive)
+        harness.advance(seconds: 0.2)
+        XCTAssertFalse(client.isActive)
+        let packets = try client.receive()
+        XCTAssertEqual(packets.last, .disconnect(Disconnect(reasonCode: .keepAliveTimeout)))
+    }
+
+    func testKeepAliveIsResetByTraffic() throws {
+        let harness = Harness()
+        let (client, _) = try harness.connect(.v5("k", keepAlive: 2))
+        for _ in 0..<5 {
+            harness.advance(seconds: 2)
+            try client.send(.pingreq)
+        }
+        XCTAssertTrue(client.isActive)
+        XCTAssertTrue(try client.receive().contains(.pingresp))
+    }
+
+    func testServerKeepAliveWhenClientAsksForMore() throws {
+        var settings = BrokerSettings()
+        settings.maxKeepAlive = 5
+        let harness = Harness(settings: settings)
+        let (client, ack) = try harness.connect(.v5("k", keepAlive: 100))
+        XCTAssertEqual(ack.properties.serverKeepAlive, 5)
+        harness.advance(seconds: 7.6)
+        XCTAssertFalse(client.isActive)
+    }
+
+    func testConnectTimeout() throws {
+        let harness = Harness()
+        let client = try harness.open()
+        harness.advance(seconds: 9)
+        XCTAssertTrue(client.isActive)
+        harness.advance(seconds: 1.5)
+        XCTAssertFalse(client.isActive)
+    }
+
+    private func willConnect(_ id: String, delay: UInt32, expiry: UInt32) -> Connect {
+        var willProperties = Properties()
+        willProperties.willDelayInterval = delay
+        let will = Will(topic: "wills/\(id)", payload: ByteBuffer(string: "gone"), qos: .atLeastOnce, properties: willProperties)
+        return .v5(id, cleanStart: true, expiry: expiry, will: will)
+    }
+
+    private func watcher(_ harness: Harness) throws -> TestClient {
+        let (watcher, _) = try harness.connect(.v5("watcher"))
+        try watcher.send(.subscribe(Subscribe(packetID: 1, subscriptions: [Subscription(filter: "wills/#", qos: .atLeastOnce)])))
+        _ = try watcher.receive()
+        return watcher
+    }
+
+    func testWillDelay() throws {
+        let harness = Harness()
+        let watcher = try watcher(harness)
+        let (client, _) = try harness.connect(willConnect("a", delay: 5, expiry: 60))
+        client.drop()
+        harness.advance(seconds: 4)
+        XCTAssertEqual(try watcher.publishes().count, 0)
+        harness.advance(seconds: 1.5)
+        let wills = try watcher.publishes()
+        XCTAssertEqual(wills.map(\.topic), ["wills/a"])
+    }
+
+    func testWillDelayCancelledByReconnect() throws {
+        let harness = Harness()
+        let watcher = try watcher(harness)
+        let (client, _) = try harness.connect(willConnect("a", delay: 5, expiry: 60))
+        client.drop()
+        harness.advance(seconds: 2)
+        let (_, ack) = try harness.connect(.v5("a", cleanStart: false, expiry: 60))
+        XCTAssertTrue(ack.sessionPresent)
+        harness.advance(seconds: 10)
+        XCTAssertEqual(try watcher.publishes().count, 0)
+    }
+
+    func testWillGoesWhenSessionEndsFirst() throws {
+        let harness = Harness()
+        let watcher = try watcher(harness)
+        let (client, _) = try harness.connect(willConnect("a", delay: 30, expiry: 3))
+        client.drop()
+        harness.advance(seconds: 2)
+        XCTAssertEqual(try watcher.publishes().count, 0)
+        harness.advance(seconds: 1.5)
+        XCTAssertEqual(try watcher.publishes().map(\.topic), ["wills/a"])
+    }
+
+    func testNoWillOnNormalDisconnect() throws {
+        let harness = Harness()
+        let watcher = try watcher(harness)
+        let (client, _) = try harness.connect(willConnect("a", delay: 0, expiry: 0))
+        try client.send(.disconnect(Disconnect()))
+        harness.advance(seconds: 1)
+        XCTAssertEqual(try watcher.publishes().count, 0)
+    }
+
+    func testWillOnDisconnectWithWillMessage() throws {
+        let harness = Harness()
+        let watcher = try watcher(harness)
+        let (client, _) = try harness.connect(willConnect("a", delay: 0, expiry: 0))
+        try client.send(.disconnect(Disconnect(reasonCode: .disconnectWithWillMessage)))
+        harness.advance(seconds: 0.1)
+        XCTAssertEqual(try watcher.publishes().map(\.topic), ["wills/a"])
+    }
+
+    func testSessionExpiry() throws {
+        let harness = Harness()
+        let (client, _) = try harness.connect(.v5("s", cleanStart: true, expiry: 10))
+        try client.send(.subscribe(Subscribe(packetID: 1, subscriptions: [Subscription(filter: "t", qos: .atLeastOnce)])))
+        client.drop()
+        harness.advance(seconds: 9)
+        XCTAssertEqual(harness.broker.sessionCount, 1)
+        harness.advance(seconds: 1.5)
+        XCTAssertEqual(harness.broker.sessionCount, 0)
+        let (_, ack) = try harness.connect(.v5("s", cleanStart: false, expiry: 10))
+        XCTAssertFalse(ack.sessionPresent)
+    }
+
+    func testSessionExpiryFromDisconnect() throws {
+        let harness = Harness()
+        let (client, _) = try harness.connect(.v5("s", cleanStart: true, expiry: 100))
+        var disconnect = Disconnect()
+        disconnect.properties.sessionExpiryInterval = 2
+        try client.send(.disconnect(disconnect))
+        harness.advance(seconds: 2.5)
+        XCTAssertEqual(harness.broker.sessionCount, 0)
+    }
+
+    func testMessageExpiryWhileQueued() throws {
+        let harness = Harness()
+        let (subscriber, _) = try harness.connect(.v5("sub", cleanStart: true, expiry: 100))
+        try subscriber.send(.subscribe(Subscribe(packetID: 1, subscriptions: [Subscription(filter: "m/#", qos: .atLeastOnce)])))
+        subscriber.drop()
+        let (publisher, _) = try harness.connect(.v5("pub"))
+        for (topic, expiry) in [("m/short", UInt32(5)), ("m/long", UInt32(10))] {
+            var properties = Properties()
+            properties.messageExpiryInterval = expiry
+            try publisher.send(.publish(Publish(topic: topic, payload: ByteBuffer(string: "x"), qos: .atLeastOnce, packetID: 7, properties: properties)))
+        }
+        harness.advance(seconds: 6)
+        let (back, ack) = try harness.connect(.v5("sub", cleanStart: false, expiry: 100))
+        XCTAssertTrue(ack.sessionPresent)
+        let received = try back.publishes()
+        XCTAssertEqual(received.map(\.topic), ["m/long"])
+        XCTAssertEqual(received.first?.properties.messageExpiryInterval, 4)
+    }
+}
