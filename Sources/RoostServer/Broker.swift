@@ -58,11 +58,25 @@ public final class Broker: Sendable {
         }
     }
 
-    /// Delivers `message` to every matching subscription. Resolution comes from `route`;
-    /// connections to wake are appended to `wake`. Returns the number of sessions reached.
+    /// How a publish fared: sessions matched, and how many of them had a full queue.
+    struct Fanout {
+        var matched = 0
+        var queueFull = 0
+    }
+
+    /// Delivers `message` to every matching subscription (as resolved by the router);
+    /// connections to wake are appended to `wake`.
     @discardableResult
-    func deliver(_ message: Message, matches: [Router.Match], wake: inout [Connection]) -> Int {
-        var reached = 0
+    func deliver(_ message: Message, matches: [Router.Match], wake: inout [Connection]) -> Fanout {
+        var fanout = Fanout()
+        func record(_ result: Session.DeliveryResult) {
+            fanout.matched += 1
+            switch result {
+            case .queued: break
+            case .wake(let connection): wake.append(connection)
+            case .dropped(let reason): if reason == .queueFull { fanout.queueFull += 1 }
+            }
+        }
         var index = 0
         let count = matches.count
         while index < count {
@@ -85,8 +99,7 @@ public final class Broker: Sendable {
                 let delivery = QueuedDelivery(
                     message: message, qos: min(granted, message.qos), retain: retainAsPublished && message.retain,
                     subscriptionIDs: identifiers)
-                if let owner = session.deliver(delivery, stats: stats) { wake.append(owner) }
-                reached += 1
+                record(session.deliver(delivery, stats: stats))
             } else {
                 // A shared group on one filter: exactly one member gets the message.
                 let start = index
@@ -97,11 +110,10 @@ public final class Broker: Sendable {
                 let delivery = QueuedDelivery(
                     message: message, qos: min(entry.qos, message.qos), retain: entry.retainAsPublished && message.retain,
                     subscriptionIDs: entry.subscriptionID.map { [$0] } ?? [], sharedGroup: match.group + "\u{0}" + match.filter)
-                if let owner = entry.session.deliver(delivery, stats: stats) { wake.append(owner) }
-                reached += 1
+                record(entry.session.deliver(delivery, stats: stats))
             }
         }
-        return reached
+        return fanout
     }
 
     /// Publishes a message that does not come from a connection (will, `$SYS`), from any thread.
@@ -137,7 +149,7 @@ public final class Broker: Sendable {
             }
             var moved = delivery
             moved.qos = min(chosen.entry.qos, delivery.message.qos)
-            if let owner = chosen.entry.session.deliver(moved, stats: stats) { wake.append(owner) }
+            if case .wake(let owner) = chosen.entry.session.deliver(moved, stats: stats) { wake.append(owner) }
         }
         Broker.wakeAll(wake)
     }

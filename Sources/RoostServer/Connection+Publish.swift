@@ -75,8 +75,16 @@ extension Connection {
             cachedTopic = topic
             cachedVersion = version
         }
-        let reached = broker.deliver(message, matches: cachedMatches, wake: &toWake)
-        let reason: ReasonCode = reached == 0 && self.version == .v5 ? .noMatchingSubscribers : .success
+        let fanout = broker.deliver(message, matches: cachedMatches, wake: &toWake)
+        var reason = ReasonCode.success
+        if self.version == .v5 {
+            if fanout.matched == 0 {
+                reason = .noMatchingSubscribers
+            } else if fanout.queueFull == fanout.matched {
+                // Every subscriber's queue was full: the message went nowhere (MQTT 5: 0x97).
+                reason = .quotaExceeded
+            }
+        }
         switch publish.qos {
         case .atMostOnce: break
         case .atLeastOnce: send(.puback(Ack(packetID: publish.packetID, reasonCode: reason)))

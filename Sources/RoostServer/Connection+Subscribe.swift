@@ -70,7 +70,7 @@ extension Connection {
         send(.suback(SubAck(packetID: subscribe.packetID, reasonCodes: codes)))
         guard !retainedToSend.isEmpty else { return }
         for delivery in retainedToSend {
-            _ = session.deliver(delivery, stats: broker.stats)
+            if case .dropped = session.deliver(delivery, stats: broker.stats) { break }
         }
         drain()
     }

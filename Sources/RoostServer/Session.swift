@@ -41,18 +41,26 @@ final class Session: @unchecked Sendable {
         self.locked = Mutex(Locked(state: state))
     }
 
-    /// Queues a delivery. Returns the owner connection if it must be woken to drain, or nil.
-    /// Callable from any thread.
-    func deliver(_ delivery: QueuedDelivery, stats: BrokerStats) -> Connection? {
-        locked.withLock { inner -> Connection? in
-            if inner.state.enqueue(delivery, online: inner.owner != nil) != nil {
+    /// What became of one delivery.
+    enum DeliveryResult {
+        /// Queued; the owner (if any) already has a drain scheduled or the session is offline.
+        case queued
+        /// Queued; this connection must be woken to drain it.
+        case wake(Connection)
+        case dropped(DropReason)
+    }
+
+    /// Queues a delivery. Callable from any thread.
+    func deliver(_ delivery: QueuedDelivery, stats: BrokerStats) -> DeliveryResult {
+        locked.withLock { inner -> DeliveryResult in
+            if let reason = inner.state.enqueue(delivery, online: inner.owner != nil) {
                 inner.dropped &+= 1
                 stats.messagesDropped.add(1, ordering: .relaxed)
-                return nil
+                return .dropped(reason)
             }
-            guard let owner = inner.owner, !inner.drainScheduled else { return nil }
+            guard let owner = inner.owner, !inner.drainScheduled else { return .queued }
             inner.drainScheduled = true
-            return owner
+            return .wake(owner)
         }
     }
 
