@@ -16,6 +16,12 @@ public struct BrokerSettings: Sendable, Equatable {
     public var queueQoS0Messages: Bool = false
     /// Topic aliases a client may use towards the broker (MQTT 5 Topic Alias Maximum).
     public var maxTopicAlias: Int = 10
+    /// Whether the broker assigns topic aliases on messages it sends to MQTT 5 clients that
+    /// allow them (their Topic Alias Maximum), up to that many topics per connection.
+    public var topicAliasOut: Bool = false
+    /// Prefix of the Response Information returned to MQTT 5 clients that request it; the
+    /// client id is appended. Empty: Response Information is not offered.
+    public var responseInformationPrefix: String = "response/"
     /// Longest session expiry granted, in seconds (0xFFFFFFFF: never expires).
     public var maxSessionExpiry: UInt32 = 0xFFFF_FFFF
     /// Cap on the message expiry interval, in seconds; 0 means no cap.

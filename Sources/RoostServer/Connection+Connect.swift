@@ -66,6 +66,7 @@ extension Connection {
         let properties = connect.properties
         if version == .v5 {
             if let size = properties.maximumPacketSize { clientMaximumPacketSize = Int(size) }
+            if settings.topicAliasOut { outboundAliasMaximum = Int(properties.topicAliasMaximum ?? 0) }
             requestProblemInformation = properties.requestProblemInformation != 0
         }
         if properties.authenticationMethod != nil {
@@ -142,6 +143,9 @@ extension Connection {
             if !settings.subscriptionIdentifierAvailable { ackProperties.subscriptionIdentifierAvailable = 0 }
             if !settings.sharedSubscriptionAvailable { ackProperties.sharedSubscriptionAvailable = 0 }
             if grantedExpiry != requestedExpiry { ackProperties.sessionExpiryInterval = grantedExpiry }
+            if properties.requestResponseInformation == 1 && !settings.responseInformationPrefix.isEmpty {
+                ackProperties.responseInformation = settings.responseInformationPrefix + clientID
+            }
         }
         let receiveMaximum = min(Int(properties.receiveMaximum ?? 65_535), settings.receiveMaximum)
         attachSession(cleanStart: connect.cleanStart, receiveMaximum: receiveMaximum, ackProperties: ackProperties)

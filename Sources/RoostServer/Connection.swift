@@ -52,6 +52,9 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// Largest packet the client accepts (MQTT 5 Maximum Packet Size); larger messages are not sent.
     var clientMaximumPacketSize = Int.max
     var inboundAliases: [UInt16: String] = [:]
+    /// Outbound topic aliases (MQTT 5, `topic_alias_out`): topic -> alias, at most the client's maximum.
+    var outboundAliases: [String: UInt16] = [:]
+    var outboundAliasMaximum = 0
     var requestProblemInformation = true
     var detached = false
 
@@ -241,6 +244,21 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     // MARK: Delivery
 
+    /// Replaces the topic by an alias the client already knows, or assigns a new alias while
+    /// the client's Topic Alias Maximum allows (MQTT 5: 3.3.2.3.4). Aliases are never reassigned.
+    private func applyOutboundAlias(_ publish: Publish) -> Publish {
+        var aliased = publish
+        if let alias = outboundAliases[publish.topic] {
+            aliased.topic = ""
+            aliased.properties.topicAlias = alias
+        } else if outboundAliases.count < outboundAliasMaximum {
+            let alias = UInt16(outboundAliases.count + 1)
+            outboundAliases[publish.topic] = alias
+            aliased.properties.topicAlias = alias
+        }
+        return aliased
+    }
+
     /// Moves queued messages of the session into the output buffer, within the client's
     /// in-flight window and while the channel is writable, then flushes. Runs on this loop.
     func drain() {
@@ -278,7 +296,11 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
                 continue
             }
             if output == nil { output = channel.allocator.buffer(capacity: 512) }
-            encoder.encode(publish, into: &output!)
+            if outboundAliasMaximum > 0 {
+                encoder.encode(applyOutboundAlias(publish), into: &output!)
+            } else {
+                encoder.encode(publish, into: &output!)
+            }
             broker.stats.publishSent.add(1, ordering: .relaxed)
         }
         drainBatch.removeAll(keepingCapacity: true)

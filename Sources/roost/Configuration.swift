@@ -97,6 +97,12 @@ struct ServeConfiguration {
         integer("max_queued_bytes", 0...Int.max, "bytes queued per session (0: unlimited)", \.maxQueuedBytes),
         boolean("queue_qos0_messages", "queue QoS 0 messages for offline sessions", \.queueQoS0Messages),
         integer("max_topic_alias", 0...65_535, "topic aliases a client may use", \.maxTopicAlias),
+        boolean("topic_alias_out", "assign topic aliases on messages sent to MQTT 5 clients", \.topicAliasOut),
+        Key(name: "response_information", allowed: "a topic prefix without wildcards, or empty", help: "Response Information prefix for MQTT 5 clients that ask (client id appended)") { config, value in
+            guard !value.contains("+"), !value.contains("#") else { return false }
+            config.settings.responseInformationPrefix = value
+            return true
+        },
         seconds32("max_session_expiry", "longest session expiry granted, seconds (4294967295: never)", \.maxSessionExpiry),
         seconds32("max_message_expiry", "cap on message expiry, seconds (0: no cap)", \.maxMessageExpiry),
         boolean("retain_available", "accept retained messages", \.retainAvailable),
