@@ -129,7 +129,8 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { drain() }
+        // Not inline: this event can fire inside our own flush.
+        if context.channel.isWritable { eventLoop.execute { self.drain() } }
         context.fireChannelWritabilityChanged()
     }
 
@@ -173,9 +174,14 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     func flushOutput() {
         guard let context, var buffer = output, buffer.readableBytes > 0 else { return }
         broker.stats.bytesSent.add(buffer.readableBytes, ordering: .relaxed)
+        // Take the bytes out before writing: the write can re-enter this handler (writability,
+        // errors), and anything appended meanwhile must not be sent twice.
+        output = nil
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        buffer.clear()
-        output = buffer
+        if output == nil {
+            buffer.clear()
+            output = buffer
+        }
     }
 
     /// Sends DISCONNECT (MQTT 5 only) with `reason` and closes. The will is published.
