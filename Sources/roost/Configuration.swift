@@ -141,9 +141,14 @@ struct ServeConfiguration {
     /// Applies one key; throws a ``ConfigurationError`` naming it when the key or value is wrong.
     mutating func set(_ name: String, _ value: String, source: String) throws {
         guard let key = ServeConfiguration.key(named: name) else {
+            let normalized = name.replacingOccurrences(of: "-", with: "_").lowercased()
+            let names = ServeConfiguration.keys.map(\.name)
+            let closest = names.min { editDistance($0, normalized) < editDistance($1, normalized) }
+            var allowed = "a known key"
+            if let closest, editDistance(closest, normalized) <= 3 { allowed += " (did you mean \(closest)?)" }
             throw ConfigurationError(
-                key: name, value: value, source: source,
-                allowed: "a known key; known keys: " + ServeConfiguration.keys.map(\.name).joined(separator: ", "))
+                key: normalized, value: value, source: source,
+                allowed: allowed + "; known keys: " + names.joined(separator: ", "))
         }
         guard key.apply(&self, value) else {
             throw ConfigurationError(key: key.name, value: value, source: source, allowed: key.allowed)
@@ -215,4 +220,22 @@ struct ServeConfiguration {
             }
         }
     }
+}
+
+/// Levenshtein distance, for "did you mean" hints on unknown keys.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a.utf8), b = Array(b.utf8)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    var current = Array(repeating: 0, count: b.count + 1)
+    for i in 1...a.count {
+        current[0] = i
+        for j in 1...b.count {
+            let cost = a[i - 1] == b[j - 1] ? 0 : 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+        }
+        swap(&previous, &current)
+    }
+    return previous[b.count]
 }

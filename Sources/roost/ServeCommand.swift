@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RoostCore
 import RoostServer
+import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -96,37 +97,22 @@ struct ServeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("roost: could not start listeners: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        await waitForTerminationSignal()
-        await server.shutdown()
-    }
-
-    /// Waits for SIGTERM or SIGINT.
-    private func waitForTerminationSignal() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let fired = Mutex(false)
-            var sources: [DispatchSourceSignal] = []
-            for sig in [SIGTERM, SIGINT] {
-                signal(sig, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-                source.setEventHandler {
-                    let first = fired.withLock { value -> Bool in
-                        defer { value = true }
-                        return !value
-                    }
-                    if first { continuation.resume() }
-                }
-                source.resume()
-                sources.append(source)
-            }
-            SignalSources.keep(sources)
-        }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: BrokerService(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
     }
 }
 
-import Synchronization
+/// The broker as a swift-service-lifecycle service: runs until SIGTERM/SIGINT, then shuts the
+/// server down gracefully (listeners closed, DISCONNECT 0x8B to MQTT 5 clients, wills published).
+struct BrokerService: Service {
+    let server: Server
 
-/// Keeps signal sources alive for the life of the process.
-enum SignalSources {
-    nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
-    static func keep(_ new: [DispatchSourceSignal]) { sources.append(contentsOf: new) }
+    func run() async throws {
+        try? await gracefulShutdown()
+        await server.shutdown()
+    }
 }
