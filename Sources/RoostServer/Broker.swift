@@ -20,10 +20,20 @@ public final class Broker: Sendable {
     /// The broker's version string, published in `$SYS/broker/version`.
     public static let version = "0.1.0"
 
-    public init(settings: BrokerSettings, logger: Logger, clock: @escaping @Sendable () -> UInt64 = Broker.systemClock) {
+    /// Decides whether a CONNECT may proceed.
+    let authenticator: any Authenticator
+    /// Per-topic access control; nil allows everything (and costs nothing per message).
+    let authorizer: (any Authorizer)?
+
+    public init(
+        settings: BrokerSettings, logger: Logger, clock: @escaping @Sendable () -> UInt64 = Broker.systemClock,
+        authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil
+    ) {
         self.settings = settings
         self.logger = logger
         self.clock = clock
+        self.authenticator = authenticator ?? AnonymousAuthenticator(allowAnonymous: settings.allowAnonymous)
+        self.authorizer = authorizer
     }
 
     /// The clock of message expiry, in milliseconds of a monotonic clock. Injected in tests.

@@ -87,14 +87,17 @@ extension Connection {
             return
         }
         logger[metadataKey: "mqtt.client_id"] = "\(clientID)"
-        if !settings.allowAnonymous {
-            if connect.username == nil {
-                refuse(.notAuthorized, .notAuthorized, "anonymous clients are not allowed")
-            } else {
-                refuse(.badUserNameOrPassword, .badUserNameOrPassword, "no user database is configured")
-            }
+        switch broker.authenticator.authenticate(clientID: clientID, username: connect.username, password: connect.password) {
+        case .accepted:
+            break
+        case .notAuthorized:
+            refuse(.notAuthorized, .notAuthorized, "not authorized")
+            return
+        case .badCredentials:
+            refuse(.badUserNameOrPassword, .badUserNameOrPassword, "bad user name or password")
             return
         }
+        identity = ClientIdentity(clientID: clientID, username: connect.username)
         if let will = connect.will {
             if will.qos.rawValue > settings.maxQoS {
                 refuse(.qosNotSupported, .notAuthorized, "will QoS above the maximum QoS \(settings.maxQoS)")

@@ -31,6 +31,17 @@ extension Connection {
             return
         }
         guard let session else { return }
+        if let authorizer = broker.authorizer, !authorizer.mayPublish(identity, topic: topic) {
+            // Not delivered; MQTT 5 publishers learn why (0x87), 3.x ones get a plain ack.
+            logger.debug("publish not authorized", metadata: ["topic": "\(topic)"])
+            let reason: ReasonCode = version == .v5 ? .notAuthorized : .success
+            switch publish.qos {
+            case .atMostOnce: break
+            case .atLeastOnce: send(.puback(Ack(packetID: publish.packetID, reasonCode: reason)))
+            case .exactlyOnce: send(.pubrec(Ack(packetID: publish.packetID, reasonCode: reason)))
+            }
+            return
+        }
         if publish.qos == .exactlyOnce {
             let state = session.locked.withLock { inner -> Int in
                 if inner.state.inboundQoS2.contains(publish.packetID) { return -1 }

@@ -40,6 +40,10 @@ extension Connection {
                 codes.append(version == .v5 ? .wildcardSubscriptionsNotSupported : .unspecifiedError)
                 continue
             }
+            if let authorizer = broker.authorizer, !authorizer.maySubscribe(identity, filter: subscription.filter) {
+                codes.append(version == .v5 ? .notAuthorized : .unspecifiedError)
+                continue
+            }
             let granted = min(subscription.qos, QoS(rawValue: UInt8(settings.maxQoS)) ?? .exactlyOnce)
             let group = shared?.group ?? ""
             let entry = Router.Entry(

@@ -42,6 +42,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     var session: Session?
     var clientID = ""
+    var identity = ClientIdentity(clientID: "", username: nil)
     var will: Will?
     var willDelay: UInt32 = 0
     var sessionExpiry: UInt32 = 0

@@ -15,6 +15,8 @@ final class Router: Sendable {
     }
 
     struct Entry: Sendable {
+        /// The node the subscribing session lives on (always local until clustering).
+        var node: NodeID = .local
         var session: Session
         var qos: QoS
         var noLocal: Bool

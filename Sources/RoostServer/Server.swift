@@ -23,10 +23,11 @@ public final class Server: Sendable {
 
     /// Starts listening on every `host:port`. Throws if one cannot be bound.
     public static func start(
-        settings: BrokerSettings, listeners: [(host: String, port: Int)], threads: Int = System.coreCount, logger: Logger
+        settings: BrokerSettings, listeners: [(host: String, port: Int)], threads: Int = System.coreCount, logger: Logger,
+        authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil
     ) async throws -> Server {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        let broker = Broker(settings: settings, logger: logger)
+        let broker = Broker(settings: settings, logger: logger, authenticator: authenticator, authorizer: authorizer)
         var channels: [Channel] = []
         do {
             for listener in listeners {

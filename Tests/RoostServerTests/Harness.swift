@@ -13,12 +13,12 @@ final class Harness {
     let loop = EmbeddedEventLoop()
     let broker: Broker
 
-    init(settings: BrokerSettings = BrokerSettings()) {
+    init(settings: BrokerSettings = BrokerSettings(), authorizer: (any Authorizer)? = nil) {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let loop = self.loop
         nonisolated(unsafe) let unsafeLoop = loop
-        broker = Broker(settings: settings, logger: logger, clock: { unsafeLoop.now.uptimeNanoseconds / 1_000_000 })
+        broker = Broker(settings: settings, logger: logger, clock: { unsafeLoop.now.uptimeNanoseconds / 1_000_000 }, authorizer: authorizer)
     }
 
     /// Opens a connection (channelActive fires) without sending anything.
