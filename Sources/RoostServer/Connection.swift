@@ -104,6 +104,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         let wasConnected = phase == .connected || phase == .attaching
         phase = .closed
         if wasConnected { connectionEnded(.abnormal) }
+        wakeTargets()
         self.context = nil
         context.fireChannelInactive()
     }
@@ -122,11 +123,16 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         flushOutput()
-        if !toWake.isEmpty {
-            let targets = toWake
-            toWake.removeAll(keepingCapacity: true)
-            Broker.wakeAll(targets)
-        }
+        wakeTargets()
+    }
+
+    /// Wakes the connections that got messages from this one. Must run before this connection
+    /// goes away too: a PUBLISH followed by DISCONNECT in one read gets no channelReadComplete.
+    func wakeTargets() {
+        guard !toWake.isEmpty else { return }
+        let targets = toWake
+        toWake.removeAll(keepingCapacity: true)
+        Broker.wakeAll(targets)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -146,6 +152,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         guard var buffer = inbound else { return }
         inbound = nil
         defer {
+            if phase == .closed { wakeTargets() }
             if phase != .closed && buffer.readableBytes > 0 {
                 buffer.discardReadBytes()
                 inbound = buffer

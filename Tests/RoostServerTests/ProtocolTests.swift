@@ -204,4 +204,22 @@ final class ProtocolTests: XCTestCase {
         XCTAssertTrue(first.isActive)
         XCTAssertFalse(second.isActive)
     }
+
+    /// mosquitto_pub sends PUBLISH and DISCONNECT in one segment: the message must still go out.
+    func testPublishThenDisconnectInOneReadIsDelivered() throws {
+        let harness = Harness()
+        let (subscriber, _) = try harness.connect(.v5("sub"))
+        _ = try subscribe(subscriber, "t", qos: .atMostOnce)
+        let (publisher, _) = try harness.connect(.v5("pub"))
+        var bytes = ByteBuffer()
+        publisher.encoder.encode(.publish(Publish(topic: "t", payload: ByteBuffer(string: "last words"))), into: &bytes)
+        publisher.encoder.encode(.disconnect(Disconnect()), into: &bytes)
+        try publisher.channel.writeInbound(bytes)
+        harness.loop.run()
+        XCTAssertEqual(try subscriber.publishes().map { String(buffer: $0.payload) }, ["last words"])
+        // And the subscriber is not left with a drain that never comes.
+        let (second, _) = try harness.connect(.v5("pub2"))
+        try publish(second, "t", "next")
+        XCTAssertEqual(try subscriber.publishes().map { String(buffer: $0.payload) }, ["next"])
+    }
 }
