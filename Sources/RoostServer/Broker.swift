@@ -59,7 +59,7 @@ public final class Broker: Sendable {
 
     /// Stores or clears a retained message [MQTT-3.3.1-5], [MQTT-3.3.1-6].
     func storeRetained(_ message: Message) {
-        retained.withLock { tree in
+        retained.withLock { tree -> Void in
             if message.payload.readableBytes == 0 {
                 tree.remove(name: message.topic)
             } else {
