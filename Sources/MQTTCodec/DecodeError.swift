@@ -54,7 +54,10 @@ public enum DecodeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .packetTooLarge: return .packetTooLarge
         case .unsupportedProtocolVersion: return .unsupportedProtocolVersion
         case .invalidTopicName: return .topicNameInvalid
-        case .duplicateProperty, .propertyNotAllowed, .invalidPropertyValue, .unknownProperty, .zeroPacketIdentifier:
+        // MQTT 5 2.2.2.2: an identifier not valid for the packet is malformed; a repeated
+        // property or a value out of range is a protocol error; so is a (UN)SUBSCRIBE without
+        // filters [MQTT-3.8.3-2], [MQTT-3.10.3-2].
+        case .duplicateProperty, .invalidPropertyValue, .zeroPacketIdentifier, .noTopicFilters:
             return .protocolError
         default: return .malformedPacket
         }

@@ -10,11 +10,19 @@ extension Properties {
         var properties = Properties()
         if length == 0 { return properties }
         var seen: UInt64 = 0
+        var id = PropertyID.payloadFormatIndicator
+        /// A byte property whose only values are 0 and 1.
+        func readFlag() throws(DecodeError) -> UInt8 {
+            let value = try block.readUInt8(in: type)
+            guard value <= 1 else { throw .invalidPropertyValue(id) }
+            return value
+        }
         while block.readableBytes > 0 {
             guard let rawID = try block.readMQTTVariableByteInteger() else { throw .malformedBody(type) }
-            guard rawID <= 0x7F, let id = PropertyID(rawValue: UInt8(rawID)) else {
+            guard rawID <= 0x7F, let knownID = PropertyID(rawValue: UInt8(rawID)) else {
                 throw .unknownProperty(UInt8(truncatingIfNeeded: rawID))
             }
+            id = knownID
             guard id.allowedIn & context.bit != 0 else { throw .propertyNotAllowed(id) }
             let bit: UInt64 = 1 << UInt64(id.rawValue)
             let repeatable = id == .userProperty || (id == .subscriptionIdentifier && context.bit == 1 << UInt16(PacketType.publish.rawValue))
@@ -22,9 +30,7 @@ extension Properties {
             seen |= bit
             switch id {
             case .payloadFormatIndicator:
-                let value = try block.readUInt8(in: type)
-                guard value <= 1 else { throw .invalidPropertyValue(id) }
-                properties.payloadFormatIndicator = value
+                properties.payloadFormatIndicator = try readFlag()
             case .messageExpiryInterval: properties.messageExpiryInterval = try block.readUInt32(in: type)
             case .contentType: properties.contentType = try block.readMQTTString(in: type)
             case .responseTopic:
@@ -42,14 +48,10 @@ extension Properties {
             case .authenticationMethod: properties.authenticationMethod = try block.readMQTTString(in: type)
             case .authenticationData: properties.authenticationData = try block.readMQTTBinary(in: type)
             case .requestProblemInformation:
-                let value = try block.readUInt8(in: type)
-                guard value <= 1 else { throw .invalidPropertyValue(id) }
-                properties.requestProblemInformation = value
+                properties.requestProblemInformation = try readFlag()
             case .willDelayInterval: properties.willDelayInterval = try block.readUInt32(in: type)
             case .requestResponseInformation:
-                let value = try block.readUInt8(in: type)
-                guard value <= 1 else { throw .invalidPropertyValue(id) }
-                properties.requestResponseInformation = value
+                properties.requestResponseInformation = try readFlag()
             case .responseInformation: properties.responseInformation = try block.readMQTTString(in: type)
             case .serverReference: properties.serverReference = try block.readMQTTString(in: type)
             case .reasonString: properties.reasonString = try block.readMQTTString(in: type)
@@ -63,13 +65,9 @@ extension Properties {
                 guard value > 0 else { throw .invalidPropertyValue(id) }
                 properties.topicAlias = value
             case .maximumQoS:
-                let value = try block.readUInt8(in: type)
-                guard value <= 1 else { throw .invalidPropertyValue(id) }
-                properties.maximumQoS = value
+                properties.maximumQoS = try readFlag()
             case .retainAvailable:
-                let value = try block.readUInt8(in: type)
-                guard value <= 1 else { throw .invalidPropertyValue(id) }
-                properties.retainAvailable = value
+                properties.retainAvailable = try readFlag()
             case .userProperty:
                 let name = try block.readMQTTString(in: type)
                 let value = try block.readMQTTString(in: type)
@@ -79,17 +77,11 @@ extension Properties {
                 guard value > 0 else { throw .invalidPropertyValue(id) }
                 properties.maximumPacketSize = value
             case .wildcardSubscriptionAvailable:
-                let value = try block.readUInt8(in: type)
-                guard value <= 1 else { throw .invalidPropertyValue(id) }
-                properties.wildcardSubscriptionAvailable = value
+                properties.wildcardSubscriptionAvailable = try readFlag()
             case .subscriptionIdentifierAvailable:
-                let value = try block.readUInt8(in: type)
-                guard value <= 1 else { throw .invalidPropertyValue(id) }
-                properties.subscriptionIdentifierAvailable = value
+                properties.subscriptionIdentifierAvailable = try readFlag()
             case .sharedSubscriptionAvailable:
-                let value = try block.readUInt8(in: type)
-                guard value <= 1 else { throw .invalidPropertyValue(id) }
-                properties.sharedSubscriptionAvailable = value
+                properties.sharedSubscriptionAvailable = try readFlag()
             }
         }
         return properties

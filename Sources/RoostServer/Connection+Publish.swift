@@ -34,12 +34,7 @@ extension Connection {
         if let authorizer = broker.authorizer, !authorizer.mayPublish(identity, topic: topic) {
             // Not delivered; MQTT 5 publishers learn why (0x87), 3.x ones get a plain ack.
             logger.debug("publish not authorized", metadata: ["topic": "\(topic)"])
-            let reason: ReasonCode = version == .v5 ? .notAuthorized : .success
-            switch publish.qos {
-            case .atMostOnce: break
-            case .atLeastOnce: send(.puback(Ack(packetID: publish.packetID, reasonCode: reason)))
-            case .exactlyOnce: send(.pubrec(Ack(packetID: publish.packetID, reasonCode: reason)))
-            }
+            acknowledge(publish, reason: version == .v5 ? .notAuthorized : .success)
             return
         }
         if publish.qos == .exactlyOnce {
@@ -96,6 +91,11 @@ extension Connection {
                 reason = .quotaExceeded
             }
         }
+        acknowledge(publish, reason: reason)
+    }
+
+    /// PUBACK for QoS 1, PUBREC for QoS 2, nothing for QoS 0.
+    private func acknowledge(_ publish: Publish, reason: ReasonCode) {
         switch publish.qos {
         case .atMostOnce: break
         case .atLeastOnce: send(.puback(Ack(packetID: publish.packetID, reasonCode: reason)))
