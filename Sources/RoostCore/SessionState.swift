@@ -70,11 +70,15 @@ public struct SessionState: Sendable {
 
     /// Adds a delivery to the back of the queue, or says why it was dropped. The overflow policy
     /// is drop-newest: a full queue refuses the new message, so what was queued stays in order.
-    public mutating func enqueue(_ delivery: QueuedDelivery, online: Bool) -> DropReason? {
+    /// `bypassLimits` is for retained messages sent on SUBSCRIBE: the client asked for all of
+    /// them, and they are already held in memory by the retained store.
+    public mutating func enqueue(_ delivery: QueuedDelivery, online: Bool, bypassLimits: Bool = false) -> DropReason? {
         if delivery.qos == .atMostOnce && !online && !queueQoS0WhileOffline { return .qos0WhileOffline }
         let size = delivery.message.size
-        if maxQueuedMessages > 0 && queue.count >= maxQueuedMessages { return .queueFull }
-        if maxQueuedBytes > 0 && queuedBytes + size > maxQueuedBytes && !queue.isEmpty { return .queueFull }
+        if !bypassLimits {
+            if maxQueuedMessages > 0 && queue.count >= maxQueuedMessages { return .queueFull }
+            if maxQueuedBytes > 0 && queuedBytes + size > maxQueuedBytes && !queue.isEmpty { return .queueFull }
+        }
         queue.append(delivery)
         queuedBytes += size
         return nil

@@ -74,7 +74,7 @@ extension Connection {
         send(.suback(SubAck(packetID: subscribe.packetID, reasonCodes: codes)))
         guard !retainedToSend.isEmpty else { return }
         for delivery in retainedToSend {
-            if case .dropped = session.deliver(delivery, stats: broker.stats) { break }
+            _ = session.deliver(delivery, stats: broker.stats, bypassLimits: true)
         }
         drain()
     }

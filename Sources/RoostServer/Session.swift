@@ -51,9 +51,9 @@ final class Session: @unchecked Sendable {
     }
 
     /// Queues a delivery. Callable from any thread.
-    func deliver(_ delivery: QueuedDelivery, stats: BrokerStats) -> DeliveryResult {
+    func deliver(_ delivery: QueuedDelivery, stats: BrokerStats, bypassLimits: Bool = false) -> DeliveryResult {
         locked.withLock { inner -> DeliveryResult in
-            if let reason = inner.state.enqueue(delivery, online: inner.owner != nil) {
+            if let reason = inner.state.enqueue(delivery, online: inner.owner != nil, bypassLimits: bypassLimits) {
                 inner.dropped &+= 1
                 stats.messagesDropped.add(1, ordering: .relaxed)
                 return .dropped(reason)

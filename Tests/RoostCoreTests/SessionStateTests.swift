@@ -58,6 +58,14 @@ final class SessionStateTests: XCTestCase {
         XCTAssertEqual(bytes.queuedBytes, 10)
     }
 
+    func testRetainedOnSubscribeBypassesQueueLimits() {
+        var state = SessionState(receiveMaximum: 1, maxQueuedMessages: 1)
+        XCTAssertNil(state.enqueue(delivery(message("1")), online: true))
+        XCTAssertEqual(state.enqueue(delivery(message("2")), online: true), .queueFull)
+        XCTAssertNil(state.enqueue(delivery(message("r")), online: true, bypassLimits: true))
+        XCTAssertEqual(state.queuedCount, 2)
+    }
+
     func testQoS0DroppedWhileOfflineUnlessConfigured() {
         var state = SessionState()
         XCTAssertEqual(state.enqueue(delivery(message(qos: .atMostOnce)), online: false), .qos0WhileOffline)
