@@ -284,7 +284,10 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         session.locked.withLock { inner in
             inner.drainScheduled = false
             guard inner.owner === self else { return }
-            while drainBatch.count < 512, channel.isWritable, let next = inner.state.next(now: now) {
+            let stats = broker.stats
+            while drainBatch.count < 512, channel.isWritable,
+                let next = inner.state.next(now: now, dropped: { _, reason in stats.dropped(reason) })
+            {
                 drainBatch.append(next)
             }
             more = drainBatch.count == 512 && inner.state.canSendNext
@@ -296,7 +299,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
                 subscriptionIDs: version == .v5 ? delivery.subscriptionIDs : [], now: now)
             if clientMaximumPacketSize != .max && encoder.size(of: publish) > clientMaximumPacketSize {
                 // Not sent, and treated as delivered [MQTT-3.1.2-25].
-                broker.stats.messagesDropped.add(1, ordering: .relaxed)
+                broker.stats.dropped(.tooLargeForClient)
                 if packetID != 0 {
                     session.locked.withLock { inner in
                         if delivery.qos == .atLeastOnce {

@@ -55,7 +55,7 @@ final class Session: @unchecked Sendable {
         locked.withLock { inner -> DeliveryResult in
             if let reason = inner.state.enqueue(delivery, online: inner.owner != nil, bypassLimits: bypassLimits) {
                 inner.dropped &+= 1
-                stats.messagesDropped.add(1, ordering: .relaxed)
+                stats.dropped(reason)
                 return .dropped(reason)
             }
             guard let owner = inner.owner, !inner.drainScheduled else { return .queued }

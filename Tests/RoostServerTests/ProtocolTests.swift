@@ -9,8 +9,11 @@ import XCTest
 final class ProtocolTests: XCTestCase {
     private func subscribe(_ client: TestClient, _ filter: String, qos: QoS = .atLeastOnce, id: UInt16 = 1, properties: Properties = Properties()) throws -> SubAck? {
         try client.send(.subscribe(Subscribe(packetID: id, subscriptions: [Subscription(filter: filter, qos: qos)], properties: properties)))
-        for packet in try client.receive() { if case .suback(let ack) = packet { return ack } }
-        return nil
+        var suback: SubAck?
+        for packet in try client.receive() {
+            if case .suback(let ack) = packet, suback == nil { suback = ack } else { client.unread.append(packet) }
+        }
+        return suback
     }
 
     private func publish(_ client: TestClient, _ topic: String, _ text: String, qos: QoS = .atMostOnce, id: UInt16 = 0, properties: Properties = Properties()) throws {
@@ -221,5 +224,28 @@ final class ProtocolTests: XCTestCase {
         let (second, _) = try harness.connect(.v5("pub2"))
         try publish(second, "t", "next")
         XCTAssertEqual(try subscriber.publishes().map { String(buffer: $0.payload) }, ["next"])
+    }
+
+    func testDropsAreCountedByReasonInSys() throws {
+        var settings = BrokerSettings()
+        settings.maxQueuedMessages = 1
+        let harness = Harness(settings: settings)
+        let (subscriber, _) = try harness.connect(.v5("offline", expiry: 100))
+        _ = try subscribe(subscriber, "d")
+        subscriber.drop()
+        let (publisher, _) = try harness.connect(.v5("pub"))
+        for id in UInt16(1)...3 { try publish(publisher, "d", "\(id)", qos: .atLeastOnce, id: id) }
+        try publish(publisher, "d", "qos0")
+        let acks = try publisher.receive().compactMap { packet -> ReasonCode? in
+            if case .puback(let ack) = packet { return ack.reasonCode } else { return nil }
+        }
+        XCTAssertEqual(acks, [.success, .quotaExceeded, .quotaExceeded], "MQTT 5 publishers learn that every queue was full")
+        harness.broker.publishSysStats()
+        let (watcher, _) = try harness.connect(.v5("watcher"))
+        _ = try subscribe(watcher, "$SYS/broker/publish/messages/dropped/#", qos: .atMostOnce)
+        var counters: [String: String] = [:]
+        for publish in try watcher.publishes() { counters[publish.topic] = String(buffer: publish.payload) }
+        XCTAssertEqual(counters["$SYS/broker/publish/messages/dropped/queue_full"], "2")
+        XCTAssertEqual(counters["$SYS/broker/publish/messages/dropped/qos0_offline"], "1")
     }
 }
