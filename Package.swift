@@ -67,7 +67,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["RoostServer", "RoostClient", "MQTTCodec", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "RoostServer", "RoostClient", "MQTTCodec", "RoostCore",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -12,6 +12,8 @@ extension ByteBuffer {
             index += 1
             value += Int(byte & 0x7F) * multiplier
             if byte & 0x80 == 0 {
+                // A trailing zero continuation byte means a longer encoding than needed [MQTT-1.5.5-1].
+                if byte == 0 && index - readerIndex > 1 { throw .nonMinimalVariableByteInteger }
                 moveReaderIndex(to: index)
                 return value
             }

@@ -45,6 +45,10 @@ public enum DecodeError: Error, Equatable, Sendable, CustomStringConvertible {
     case noTopicFilters
     /// Reserved bits of the subscription options set, QoS 3 or Retain Handling 3 [MQTT-3.8.3-5].
     case invalidSubscriptionOptions
+    /// MQTT 5 subscription options with QoS 3 or Retain Handling 3: a protocol error (MQTT 5: 3.8.3.1).
+    case invalidSubscriptionOptionValue
+    /// A variable byte integer not in its shortest form [MQTT-1.5.5-1].
+    case nonMinimalVariableByteInteger
     /// A reason code this packet may not carry.
     case invalidReasonCode(UInt8)
 
@@ -57,7 +61,8 @@ public enum DecodeError: Error, Equatable, Sendable, CustomStringConvertible {
         // MQTT 5 2.2.2.2: an identifier not valid for the packet is malformed; a repeated
         // property or a value out of range is a protocol error; so is a (UN)SUBSCRIBE without
         // filters [MQTT-3.8.3-2], [MQTT-3.10.3-2].
-        case .duplicateProperty, .invalidPropertyValue, .zeroPacketIdentifier, .noTopicFilters:
+        case .duplicateProperty, .invalidPropertyValue, .zeroPacketIdentifier, .noTopicFilters,
+            .invalidSubscriptionOptionValue:
             return .protocolError
         default: return .malformedPacket
         }
@@ -86,7 +91,9 @@ public enum DecodeError: Error, Equatable, Sendable, CustomStringConvertible {
         case .propertyNotAllowed(let id): return "property \(id) not allowed in this packet"
         case .invalidPropertyValue(let id): return "property \(id) has an invalid value"
         case .noTopicFilters: return "no topic filter in (UN)SUBSCRIBE [MQTT-3.8.3-3]"
-        case .invalidSubscriptionOptions: return "invalid subscription options [MQTT-3.8.3-5]"
+        case .invalidSubscriptionOptions: return "reserved bits set in subscription options [MQTT-3.8.3-5]"
+        case .invalidSubscriptionOptionValue: return "subscription options with QoS 3 or Retain Handling 3 (3.8.3.1)"
+        case .nonMinimalVariableByteInteger: return "variable byte integer not in its shortest form [MQTT-1.5.5-1]"
         case .invalidReasonCode(let code): return "invalid reason code 0x\(String(code, radix: 16))"
         }
     }

@@ -196,7 +196,7 @@ public struct MQTTDecoder: Sendable {
             }
             guard let qos = QoS(rawValue: options & 0x03),
                 let retainHandling = RetainHandling(rawValue: (options >> 4) & 0x03)
-            else { throw .invalidSubscriptionOptions }
+            else { throw version == .v5 ? .invalidSubscriptionOptionValue : .invalidSubscriptionOptions }
             subscriptions.append(
                 Subscription(
                     filter: filter, qos: qos, noLocal: options & 0x04 != 0, retainAsPublished: options & 0x08 != 0,

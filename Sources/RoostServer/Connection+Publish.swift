@@ -31,7 +31,8 @@ extension Connection {
             return
         }
         guard let session else { return }
-        if let authorizer = broker.authorizer, !authorizer.mayPublish(identity, topic: topic) {
+        // `$SYS` belongs to the broker: a client may not publish there (as in Mosquitto).
+        if topic.hasPrefix("$SYS") || (broker.authorizer.map { !$0.mayPublish(identity, topic: topic) } ?? false) {
             // Not delivered; MQTT 5 publishers learn why (0x87), 3.x ones get a plain ack.
             logger.debug("publish not authorized", metadata: ["topic": "\(topic)"])
             acknowledge(publish, reason: version == .v5 ? .notAuthorized : .success)

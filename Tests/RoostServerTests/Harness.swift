@@ -17,8 +17,7 @@ final class Harness {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let loop = self.loop
-        nonisolated(unsafe) let unsafeLoop = loop
-        broker = Broker(settings: settings, logger: logger, clock: { unsafeLoop.now.uptimeNanoseconds / 1_000_000 }, authorizer: authorizer)
+        broker = Broker(settings: settings, logger: logger, clock: { loop.now.uptimeNanoseconds / 1_000_000 }, authorizer: authorizer)
     }
 
     /// Opens a connection (channelActive fires) without sending anything.
