@@ -75,6 +75,9 @@ public struct SessionState: Sendable {
     public mutating func enqueue(_ delivery: QueuedDelivery, online: Bool, bypassLimits: Bool = false) -> DropReason? {
         if delivery.qos == .atMostOnce && !online && !queueQoS0WhileOffline { return .qos0WhileOffline }
         let size = delivery.message.size
+        // Even retained deliveries stop at a hard ceiling, so that repeated SUBSCRIBEs from a
+        // client that does not read cannot grow the queue without bound.
+        if bypassLimits && queue.count >= max(maxQueuedMessages, 0) + SessionState.retainedBacklogLimit { return .queueFull }
         if !bypassLimits {
             if maxQueuedMessages > 0 && queue.count >= maxQueuedMessages { return .queueFull }
             if maxQueuedBytes > 0 && queuedBytes + size > maxQueuedBytes && !queue.isEmpty { return .queueFull }
@@ -195,4 +198,7 @@ public struct SessionState: Sendable {
     }
 
     public var queuedCount: Int { queue.count }
+
+    /// How many retained messages sent on SUBSCRIBE may wait beyond the normal queue bound.
+    public static let retainedBacklogLimit = 100_000
 }

@@ -155,10 +155,13 @@ public final class Broker: Sendable {
             let filter = String(groupKey[groupKey.index(after: separator)...])
             let members = router.resolve(topic: delivery.message.topic).filter { $0.group == group && $0.filter == filter }
             guard let chosen = router.pickSharedMember(group: group, filter: filter, members: members[...], excluding: sessionID) else {
+                stats.dropped(.queueFull)
                 continue
             }
             var moved = delivery
             moved.qos = min(chosen.entry.qos, delivery.message.qos)
+            moved.subscriptionIDs = chosen.entry.subscriptionID.map { [$0] } ?? []
+            moved.retain = chosen.entry.retainAsPublished && delivery.message.retain
             if case .wake(let owner) = chosen.entry.session.deliver(moved, stats: stats) { wake.append(owner) }
         }
         Broker.wakeAll(wake)
@@ -166,20 +169,62 @@ public final class Broker: Sendable {
 
     // MARK: Session lifecycle
 
-    /// Removes a session that ended: its routes, and its entry if it is still the registered one.
-    func endSession(_ session: Session) {
-        let records = session.locked.withLock { inner -> [SubscriptionRecord] in
-            let records = Array(inner.subscriptions.values)
-            inner.subscriptions.removeAll()
-            inner.state.reset()
-            return records
+    /// Ends a session: its routes, its queue (shared-group deliveries go to other members
+    /// [MQTT-4.8.2]), its pending will, and its map entry. With a generation, only if the session
+    /// is still offline and nothing claimed or attached it since; checked and done under the
+    /// sessions lock, so a concurrent CONNECT either finds the session alive or not at all.
+    @discardableResult
+    func endSession(_ session: Session, ifGeneration generation: UInt64?) -> Bool {
+        let ended = sessions.withLock { sessions -> ([SubscriptionRecord], Message?, [QueuedDelivery])? in
+            session.locked.withLock { inner -> ([SubscriptionRecord], Message?, [QueuedDelivery])? in
+                if let generation {
+                    guard inner.owner == nil, inner.generation == generation else { return nil }
+                }
+                if sessions[session.clientID] === session { sessions[session.clientID] = nil }
+                let records = Array(inner.subscriptions.values)
+                inner.subscriptions.removeAll()
+                let shared = inner.state.takeSharedDeliveries()
+                inner.state.reset()
+                let will = inner.pendingWill.map { willMessage($0, publisherID: inner.pendingWillPublisher) }
+                inner.pendingWill = nil
+                inner.generation &+= 1
+                return (records, will, shared)
+            }
         }
+        guard let (records, will, shared) = ended else { return false }
         for record in records {
             router.unsubscribe(filter: record.filter, group: record.group ?? "", sessionID: session.id)
         }
-        sessions.withLock { sessions in
-            if sessions[session.clientID] === session { sessions[session.clientID] = nil }
+        if let will { publishInternally(will) }
+        redistributeShared(shared, from: session.id)
+        return true
+    }
+
+    /// A session just went offline at `generation` with `expiry` seconds to live: end it now
+    /// (expiry 0), or when it expires unless a client comes back first.
+    func scheduleEnd(_ session: Session, expiry: UInt32, generation: UInt64, on loop: EventLoop) {
+        if expiry == 0 {
+            endSession(session, ifGeneration: generation)
+        } else if expiry != 0xFFFF_FFFF {
+            loop.scheduleTask(in: .seconds(Int64(expiry))) { [self] in
+                self.endSession(session, ifGeneration: generation)
+            }
         }
+    }
+
+    /// The message a will becomes when it is published now.
+    func willMessage(_ will: Will, publisherID: Int) -> Message {
+        var properties = will.properties
+        properties.willDelayInterval = nil
+        var expiresAt: UInt64?
+        if var interval = properties.messageExpiryInterval {
+            if settings.maxMessageExpiry > 0 { interval = min(interval, settings.maxMessageExpiry) }
+            expiresAt = now() + UInt64(interval) * 1000
+            properties.messageExpiryInterval = nil
+        }
+        return Message(
+            topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, properties: properties,
+            expiresAt: expiresAt, publisherID: publisherID)
     }
 
     /// Every connection, for shutdown and `$SYS`.

@@ -99,6 +99,10 @@ extension Connection {
         }
         identity = ClientIdentity(clientID: clientID, username: connect.username)
         if let will = connect.will {
+            if will.topic.hasPrefix("$SYS") || (broker.authorizer.map { !$0.mayPublish(identity, topic: will.topic) } ?? false) {
+                refuse(.notAuthorized, .notAuthorized, "not authorized to publish the will topic")
+                return
+            }
             if will.qos.rawValue > settings.maxQoS {
                 refuse(.qosNotSupported, .notAuthorized, "will QoS above the maximum QoS \(settings.maxQoS)")
                 return
@@ -130,6 +134,12 @@ extension Connection {
         grantedExpiry = min(requestedExpiry, settings.maxSessionExpiry)
         sessionExpiry = grantedExpiry
         will = connect.will
+        if var kept = will {
+            // Own the bytes: the will may outlive this read buffer by days.
+            kept.payload = ByteBuffer.owned(kept.payload)
+            if let correlation = kept.properties.correlationData { kept.properties.correlationData = ByteBuffer.owned(correlation) }
+            will = kept
+        }
         willDelay = connect.will?.properties.willDelayInterval ?? 0
 
         phase = .attaching
@@ -154,22 +164,36 @@ extension Connection {
         attachSession(cleanStart: connect.cleanStart, receiveMaximum: receiveMaximum, ackProperties: ackProperties)
     }
 
-    /// Finds or creates the session; takes it over from another connection first if needed.
+    /// Finds or creates the session and claims it (under the sessions lock, so a concurrent
+    /// session end either happens first or not at all); takes it over from the connection that
+    /// owns it first if needed.
     private func attachSession(cleanStart: Bool, receiveMaximum: Int, ackProperties: Properties) {
         let settings = broker.settings
-        let (session, previousOwner, existed) = broker.sessions.withLock { sessions -> (Session, Connection?, Bool) in
+        let claimed = broker.sessions.withLock { sessions -> (Session, Connection?, Bool, UInt64) in
             if let session = sessions[clientID] {
-                return (session, session.locked.withLock { $0.owner }, true)
+                let (previous, claim) = session.locked.withLock { inner -> (Connection?, UInt64) in
+                    inner.latestClaim &+= 1
+                    inner.generation &+= 1
+                    return (inner.owner, inner.latestClaim)
+                }
+                return (session, previous, true, claim)
             }
             let state = SessionState(
                 receiveMaximum: receiveMaximum, maxQueuedMessages: settings.maxQueuedMessages,
                 maxQueuedBytes: settings.maxQueuedBytes, queueQoS0WhileOffline: settings.queueQoS0Messages)
             let session = Session(id: broker.makeSessionID(), clientID: clientID, state: state)
+            let claim = session.locked.withLock { inner -> UInt64 in
+                inner.latestClaim = 1
+                return 1
+            }
             sessions[clientID] = session
-            return (session, nil, false)
+            return (session, nil, false, claim)
         }
+        let (session, previousOwner, existed, claim) = claimed
         let finish = { [self] in
-            self.finishAttach(session, existed: existed, cleanStart: cleanStart, receiveMaximum: receiveMaximum, ackProperties: ackProperties)
+            self.finishAttach(
+                session, claim: claim, existed: existed, cleanStart: cleanStart, receiveMaximum: receiveMaximum,
+                ackProperties: ackProperties)
         }
         guard let previousOwner, previousOwner !== self else {
             finish()
@@ -183,34 +207,50 @@ extension Connection {
         }
     }
 
-    private func finishAttach(_ session: Session, existed: Bool, cleanStart: Bool, receiveMaximum: Int, ackProperties: Properties) {
+    private func finishAttach(
+        _ session: Session, claim: UInt64, existed: Bool, cleanStart: Bool, receiveMaximum: Int, ackProperties: Properties
+    ) {
         guard phase == .attaching else {
-            if !existed { broker.endSession(session) }
+            // This connection died while attaching: unless a newer CONNECT claimed the session,
+            // it is offline now and must end or expire like any other.
+            let offline = session.locked.withLock { inner -> (UInt32, UInt64)? in
+                guard inner.owner == nil, inner.latestClaim == claim else { return nil }
+                inner.generation &+= 1
+                return (inner.expiryInterval, inner.generation)
+            }
+            if let (expiry, generation) = offline {
+                broker.scheduleEnd(session, expiry: expiry, generation: generation, on: eventLoop)
+            }
             return
         }
-        var present = existed && !cleanStart
+        var present = false
         var staleRecords: [SubscriptionRecord] = []
         var willToSend: Message?
         let taken = session.locked.withLock { inner -> Bool in
-            if let owner = inner.owner, owner !== self { return false }
+            guard inner.latestClaim == claim, inner.owner == nil || inner.owner === self else { return false }
             inner.owner = self
             inner.generation &+= 1
             inner.drainScheduled = false
-            inner.expiryInterval = sessionExpiry
-            if cleanStart {
-                if let pending = inner.pendingWill { willToSend = pending }
+            // A session whose expiry was 0 ended with its connection: never reuse it [MQTT-3.1.2-6].
+            let reset = cleanStart || inner.expiryInterval == 0
+            present = existed && !reset
+            if reset {
+                if let pending = inner.pendingWill {
+                    willToSend = broker.willMessage(pending, publisherID: inner.pendingWillPublisher)
+                }
                 staleRecords = Array(inner.subscriptions.values)
                 inner.subscriptions.removeAll()
                 inner.state.reset()
             }
             inner.pendingWill = nil
+            inner.expiryInterval = sessionExpiry
             inner.state.receiveMaximum = receiveMaximum
             return true
         }
         guard taken else {
-            // Another connection claimed the session in the meantime: it wins.
-            present = false
-            disconnect(.sessionTakenOver)
+            // A newer CONNECT for this client id claimed the session meanwhile: it wins.
+            logger.info("connection superseded by a newer CONNECT with the same client id")
+            close()
             return
         }
         for record in staleRecords {
@@ -221,13 +261,16 @@ extension Connection {
         phase = .connected
         broker.stats.clientsConnected.add(1, ordering: .relaxed)
         broker.stats.clientsTotalConnects.add(1, ordering: .relaxed)
-        send(.connack(ConnAck(sessionPresent: present, reasonCode: .success, properties: ackProperties)))
+        // MQTT 3.1 has no session-present flag: that bit is reserved.
+        send(.connack(ConnAck(sessionPresent: present && version != .v3_1, reasonCode: .success, properties: ackProperties)))
         logger.debug("client connected", metadata: ["mqtt.version": "\(version)", "session_present": "\(present)"])
         startKeepAlive()
         if present { resendInflight(session) }
         drain()
         processInbound()
         flushOutput()
+        // Packets handled here did not come through channelRead: wake their subscribers now.
+        wakeTargets()
     }
 
     /// Resends unacknowledged messages with DUP, and PUBREL for those past PUBREC [MQTT-4.4.0-1].
@@ -269,14 +312,15 @@ extension Connection {
             sessionExpiry = min(expiry, broker.settings.maxSessionExpiry)
             session?.locked.withLock { $0.expiryInterval = sessionExpiry }
         }
-        let ending: Ending = packet.reasonCode == .disconnectWithWillMessage ? .normalWithWill : .normal
+        // Only reason 0x00 discards the will [MQTT-3.14.4-3]; 0x04 and every error code keep it.
+        let ending: Ending = packet.reasonCode == .normalDisconnection ? .normal : .normalWithWill
         flushOutput()
         phase = .closed
         connectionEnded(ending)
         context?.close(promise: nil)
     }
 
-    /// Detaches the session: will, shared-group hand-over, session expiry. Runs once.
+    /// Detaches the session: will, then session end or expiry. Runs once.
     func connectionEnded(_ ending: Ending) {
         guard !detached, let session else { return }
         detached = true
@@ -291,69 +335,42 @@ extension Connection {
         guard let (expiry, generation) = detachedInfo else { return }
         logger.debug("client disconnected", metadata: ["ending": "\(ending)"])
 
-        var willMessage: Message?
-        if let will {
-            switch ending {
-            case .normal: break
-            default: willMessage = makeWillMessage(will, publisherID: session.id)
-            }
-        }
+        var will: Will? = self.will
+        if case .normal = ending { will = nil }
         if case .takeover(let newCleanStart) = ending {
-            if let willMessage, willDelay == 0 || newCleanStart || expiry == 0 {
-                broker.publishInternally(willMessage)
+            if let will {
+                if willDelay == 0 || newCleanStart || expiry == 0 {
+                    broker.publishInternally(broker.willMessage(will, publisherID: session.id))
+                } else {
+                    // Kept until the new connection resumes the session (then dropped) or the
+                    // session ends (then published).
+                    session.locked.withLock { inner in
+                        inner.pendingWill = will
+                        inner.pendingWillPublisher = session.id
+                    }
+                }
             }
             return
         }
-        let shared = session.locked.withLock { $0.state.takeSharedDeliveries() }
-        broker.redistributeShared(shared, from: session.id)
-
-        if let willMessage {
+        if let will {
             if willDelay == 0 || expiry == 0 {
-                broker.publishInternally(willMessage)
+                broker.publishInternally(broker.willMessage(will, publisherID: session.id))
             } else {
-                session.locked.withLock { $0.pendingWill = willMessage }
-                let delay = min(willDelay, expiry)
+                session.locked.withLock { inner in
+                    inner.pendingWill = will
+                    inner.pendingWillPublisher = session.id
+                }
                 let broker = self.broker
-                eventLoop.scheduleTask(in: .seconds(Int64(delay))) {
+                eventLoop.scheduleTask(in: .seconds(Int64(min(willDelay, expiry)))) {
                     let due = session.locked.withLock { inner -> Message? in
                         guard inner.generation == generation, let will = inner.pendingWill else { return nil }
                         inner.pendingWill = nil
-                        return will
+                        return broker.willMessage(will, publisherID: inner.pendingWillPublisher)
                     }
                     if let due { broker.publishInternally(due) }
                 }
             }
         }
-        if expiry == 0 {
-            broker.endSession(session)
-        } else if expiry != 0xFFFF_FFFF {
-            let broker = self.broker
-            eventLoop.scheduleTask(in: .seconds(Int64(expiry))) {
-                let due = session.locked.withLock { inner -> (Bool, Message?) in
-                    guard inner.generation == generation, inner.owner == nil else { return (false, nil) }
-                    let will = inner.pendingWill
-                    inner.pendingWill = nil
-                    return (true, will)
-                }
-                guard due.0 else { return }
-                if let will = due.1 { broker.publishInternally(will) }
-                broker.endSession(session)
-            }
-        }
-    }
-
-    private func makeWillMessage(_ will: Will, publisherID: Int) -> Message {
-        var properties = will.properties
-        properties.willDelayInterval = nil
-        var expiresAt: UInt64?
-        if var interval = properties.messageExpiryInterval {
-            let cap = broker.settings.maxMessageExpiry
-            if cap > 0 { interval = min(interval, cap) }
-            expiresAt = broker.now() + UInt64(interval) * 1000
-            properties.messageExpiryInterval = nil
-        }
-        return Message(
-            topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, properties: properties,
-            expiresAt: expiresAt, publisherID: publisherID)
+        broker.scheduleEnd(session, expiry: expiry, generation: generation, on: eventLoop)
     }
 }

@@ -22,6 +22,10 @@ extension Connection {
                 inboundAliases[alias] = topic
             }
         }
+        if version == .v5 && !publish.properties.subscriptionIdentifiers.isEmpty {
+            disconnect(.protocolError, reasonString: "a client PUBLISH may not carry a subscription identifier [MQTT-3.3.4-6]")
+            return
+        }
         if publish.qos.rawValue > settings.maxQoS {
             disconnect(.qosNotSupported, reasonString: "QoS \(publish.qos.rawValue) above the maximum \(settings.maxQoS)")
             return
@@ -41,7 +45,9 @@ extension Connection {
         if publish.qos == .exactlyOnce {
             let state = session.locked.withLock { inner -> Int in
                 if inner.state.inboundQoS2.contains(publish.packetID) { return -1 }
-                if inner.state.inboundQoS2.count >= settings.receiveMaximum { return -2 }
+                // MQTT 5 clients were told the limit; 3.x clients were not, so they get the protocol's ceiling.
+                let limit = self.version == .v5 ? settings.receiveMaximum : 65_535
+                if inner.state.inboundQoS2.count >= limit { return -2 }
                 inner.state.inboundQoS2.insert(publish.packetID)
                 return 0
             }
@@ -69,8 +75,8 @@ extension Connection {
             expiresAt = now + UInt64(settings.maxMessageExpiry) * 1000
         }
         // Own the payload bytes: a slice would pin the whole receive buffer while the message is queued.
-        var payload = context?.channel.allocator.buffer(capacity: publish.payload.readableBytes) ?? ByteBuffer()
-        payload.writeImmutableBuffer(publish.payload)
+        let payload = ByteBuffer.owned(publish.payload)
+        if let correlation = properties.correlationData { properties.correlationData = ByteBuffer.owned(correlation) }
         let message = Message(
             topic: topic, payload: payload, qos: publish.qos, retain: publish.retain, properties: properties,
             expiresAt: expiresAt, publisherID: session.id)
@@ -91,6 +97,10 @@ extension Connection {
                 // Every subscriber's queue was full: the message went nowhere (MQTT 5: 0x97).
                 reason = .quotaExceeded
             }
+        }
+        if publish.qos == .exactlyOnce && reason.isFailure {
+            // A failure PUBREC ends the exchange: the client may reuse the id at once (MQTT 5: 4.3.3).
+            session.locked.withLock { _ = $0.state.inboundQoS2.remove(publish.packetID) }
         }
         acknowledge(publish, reason: reason)
     }
@@ -135,5 +145,14 @@ extension Connection {
         if session.locked.withLock({ $0.state.completed(packetID: ack.packetID) }) {
             drain()
         }
+    }
+}
+
+extension ByteBuffer {
+    /// A copy with storage of its own, so that keeping it does not pin a receive buffer.
+    static func owned(_ slice: ByteBuffer) -> ByteBuffer {
+        var copy = ByteBufferAllocator().buffer(capacity: slice.readableBytes)
+        copy.writeImmutableBuffer(slice)
+        return copy
     }
 }

@@ -136,8 +136,12 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // Read back-pressure: a client that does not read what we send (acks included) is not
+        // read from either, until its socket drains.
+        let writable = context.channel.isWritable
+        context.channel.setOption(ChannelOptions.autoRead, value: writable).whenFailure { _ in }
         // Not inline: this event can fire inside our own flush.
-        if context.channel.isWritable { eventLoop.execute { self.drain() } }
+        if writable { eventLoop.execute { self.drain() } }
         context.fireChannelWritabilityChanged()
     }
 

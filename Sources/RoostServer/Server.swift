@@ -61,6 +61,7 @@ public final class Server: Sendable {
         }
         let server = Server(broker: broker, group: group, channels: channels, logger: logger)
         server.startSysTopics()
+        server.startRetainedSweep()
         return server
     }
 

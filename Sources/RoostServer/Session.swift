@@ -24,10 +24,15 @@ final class Session: @unchecked Sendable {
         var subscriptions: [String: SubscriptionRecord] = [:]
         /// Session Expiry Interval in seconds (0xFFFFFFFF: never).
         var expiryInterval: UInt32 = 0
-        /// Bumped on every attach/detach; timers of an older generation do nothing.
+        /// Bumped on every claim, attach and detach; timers and session ends of an older
+        /// generation do nothing.
         var generation: UInt64 = 0
-        /// The will of the last connection, kept while a delayed will is pending.
-        var pendingWill: Message?
+        /// Bumped by every CONNECT that wants this session; the latest claim wins [MQTT-3.1.4-3].
+        var latestClaim: UInt64 = 0
+        /// The will of the last connection, kept while a delayed will is pending. The message is
+        /// built when it is published, so its expiry counts from then (3.1.3.2.4).
+        var pendingWill: Will?
+        var pendingWillPublisher = 0
         var dropped: Int = 0
     }
 

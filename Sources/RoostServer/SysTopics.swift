@@ -14,9 +14,24 @@ extension Server {
             broker.publishSysStats()
         }
     }
+
+    /// Removes expired retained messages once a minute (they are also skipped on SUBSCRIBE).
+    func startRetainedSweep() {
+        let broker = self.broker
+        group.next().scheduleRepeatedTask(initialDelay: .seconds(60), delay: .seconds(60)) { _ in
+            broker.purgeExpiredRetained()
+        }
+    }
 }
 
 extension Broker {
+    /// Drops retained messages whose expiry has passed; returns how many.
+    @discardableResult
+    func purgeExpiredRetained() -> Int {
+        let now = self.now()
+        return retained.withLock { tree in tree.removeAll { _, message in message.isExpired(at: now) } }
+    }
+
     func publishSys(name: String, value: String) {
         let message = Message(
             topic: "$SYS/broker/" + name, payload: ByteBuffer(string: value), qos: .atMostOnce, retain: true,
