@@ -53,9 +53,11 @@ public struct SessionState: Sendable {
     /// Whether QoS 0 messages are queued for a session that is offline (Mosquitto's `queue_qos0_messages`).
     public var queueQoS0WhileOffline: Bool
 
-    public private(set) var queue = CircularBuffer<QueuedDelivery>()
+    // Ring buffers start tiny (NIO's default is 16 slots): most sessions are idle, and an idle
+    // connection's memory is dominated by what it allocates up front.
+    public private(set) var queue = CircularBuffer<QueuedDelivery>(initialCapacity: 1)
     public private(set) var queuedBytes = 0
-    public private(set) var inflight = CircularBuffer<InflightDelivery>()
+    public private(set) var inflight = CircularBuffer<InflightDelivery>(initialCapacity: 1)
     private var usedPacketIDs = Set<UInt16>()
     private var nextPacketID: UInt16 = 1
     /// Inbound QoS 2 packet identifiers that got PUBREC and wait for PUBREL (exactly once).
@@ -164,7 +166,7 @@ public struct SessionState: Sendable {
     /// subscription group, so that another member can get them (MQTT 5: 4.8.2).
     public mutating func takeSharedDeliveries() -> [QueuedDelivery] {
         var taken: [QueuedDelivery] = []
-        var keptInflight = CircularBuffer<InflightDelivery>()
+        var keptInflight = CircularBuffer<InflightDelivery>(initialCapacity: 1)
         for entry in inflight {
             if entry.delivery.sharedGroup != nil && entry.stage == .published {
                 taken.append(entry.delivery)
@@ -174,7 +176,7 @@ public struct SessionState: Sendable {
             }
         }
         inflight = keptInflight
-        var keptQueue = CircularBuffer<QueuedDelivery>()
+        var keptQueue = CircularBuffer<QueuedDelivery>(initialCapacity: 1)
         for entry in queue {
             if entry.sharedGroup != nil {
                 taken.append(entry)
@@ -189,9 +191,9 @@ public struct SessionState: Sendable {
 
     /// Clears everything (clean start).
     public mutating func reset() {
-        queue.removeAll()
+        queue = CircularBuffer(initialCapacity: 1)
         queuedBytes = 0
-        inflight.removeAll()
+        inflight = CircularBuffer(initialCapacity: 1)
         usedPacketIDs.removeAll()
         inboundQoS2.removeAll()
         nextPacketID = 1

@@ -117,7 +117,8 @@ extension Connection {
     func handlePubAck(_ ack: Ack) {
         guard let session else { return }
         if session.locked.withLock({ $0.state.acknowledge(packetID: ack.packetID) }) {
-            drain()
+            // The freed window is refilled once per read batch, not once per PUBACK.
+            drainAfterRead = true
         } else {
             logger.debug("PUBACK for an unknown packet id", metadata: ["packet_id": "\(ack.packetID)"])
         }
@@ -128,7 +129,7 @@ extension Connection {
         let failed = ack.reasonCode.isFailure
         let known = session.locked.withLock { $0.state.received(packetID: ack.packetID, failed: failed) }
         if failed {
-            if known { drain() }
+            if known { drainAfterRead = true }
             return
         }
         send(.pubrel(Ack(packetID: ack.packetID, reasonCode: known ? .success : .packetIdentifierNotFound)))
@@ -143,7 +144,7 @@ extension Connection {
     func handlePubComp(_ ack: Ack) {
         guard let session else { return }
         if session.locked.withLock({ $0.state.completed(packetID: ack.packetID) }) {
-            drain()
+            drainAfterRead = true
         }
     }
 }

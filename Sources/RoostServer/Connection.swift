@@ -58,6 +58,8 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var outboundAliasMaximum = 0
     var requestProblemInformation = true
     var detached = false
+    /// Acknowledgements freed in-flight slots during this read batch: drain once at its end.
+    var drainAfterRead = false
 
     /// The publisher's route cache: last topic, the routing-table version it was resolved at, the matches.
     var cachedTopic: String?
@@ -81,7 +83,6 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        if let remote = context.remoteAddress { logger[metadataKey: "connection.remote"] = "\(remote)" }
         guard broker.register(self) else {
             logger.warning("connection refused: max_connections reached", metadata: ["limit": "\(broker.settings.maxConnections)"])
             phase = .closed
@@ -122,6 +123,10 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if drainAfterRead {
+            drainAfterRead = false
+            drain()
+        }
         flushOutput()
         wakeTargets()
     }
