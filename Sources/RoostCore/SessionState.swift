@@ -189,6 +189,29 @@ public struct SessionState: Sendable {
         return taken
     }
 
+    /// After a reconnect with a smaller Receive Maximum: QoS 1 messages beyond the new window go
+    /// back to the front of the queue, in order, and will be sent again with new packet ids as the
+    /// window allows [MQTT-3.3.4-9]. QoS 2 messages keep their ids (the client may already hold
+    /// them), so they stay in flight.
+    public mutating func fitInflight(to maximum: Int) {
+        guard inflight.count > maximum else { return }
+        var kept = CircularBuffer<InflightDelivery>(initialCapacity: maximum)
+        var requeued: [QueuedDelivery] = []
+        for entry in inflight {
+            if kept.count < maximum || entry.delivery.qos == .exactlyOnce {
+                kept.append(entry)
+            } else {
+                requeued.append(entry.delivery)
+                usedPacketIDs.remove(entry.packetID)
+            }
+        }
+        inflight = kept
+        for delivery in requeued.reversed() {
+            queue.prepend(delivery)
+            queuedBytes += delivery.message.size
+        }
+    }
+
     /// Clears everything (clean start).
     public mutating func reset() {
         queue = CircularBuffer(initialCapacity: 1)

@@ -49,7 +49,9 @@ extension Connection {
         if version == .v5 {
             var properties = Properties()
             properties.reasonString = reason
-            send(.connack(ConnAck(reasonCode: v5Code, properties: properties)))
+            var connack = ConnAck(reasonCode: v5Code, properties: properties)
+            if encoder.size(of: .connack(connack)) > clientMaximumPacketSize { connack.properties.reasonString = nil }
+            send(.connack(connack))
         } else {
             send(.connack(ConnAck(reasonCode: ReasonCode(v3Code.rawValue))))
         }
@@ -156,7 +158,9 @@ extension Connection {
             if !settings.subscriptionIdentifierAvailable { ackProperties.subscriptionIdentifierAvailable = 0 }
             if !settings.sharedSubscriptionAvailable { ackProperties.sharedSubscriptionAvailable = 0 }
             if grantedExpiry != requestedExpiry { ackProperties.sessionExpiryInterval = grantedExpiry }
-            if properties.requestResponseInformation == 1 && !settings.responseInformationPrefix.isEmpty {
+            if properties.requestResponseInformation == 1 && !settings.responseInformationPrefix.isEmpty
+                && settings.responseInformationPrefix.utf8.count + clientID.utf8.count <= 65_535
+            {
                 ackProperties.responseInformation = settings.responseInformationPrefix + clientID
             }
         }
@@ -245,6 +249,7 @@ extension Connection {
             inner.pendingWill = nil
             inner.expiryInterval = sessionExpiry
             inner.state.receiveMaximum = receiveMaximum
+            if present { inner.state.fitInflight(to: receiveMaximum) }
             return true
         }
         guard taken else {

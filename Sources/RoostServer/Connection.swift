@@ -207,7 +207,10 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         if version == .v5 && phase == .connected {
             var properties = Properties()
             if requestProblemInformation, let reasonString { properties.reasonString = reasonString }
-            send(.disconnect(Disconnect(reasonCode: reason, properties: properties)))
+            var packet = Disconnect(reasonCode: reason, properties: properties)
+            // Never exceed the client's Maximum Packet Size: drop the reason string first [MQTT-3.1.2-24].
+            if encoder.size(of: .disconnect(packet)) > clientMaximumPacketSize { packet.properties.reasonString = nil }
+            send(.disconnect(packet))
         }
         logger.debug("server disconnect", metadata: ["reason": "\(reason)", "detail": "\(reasonString ?? "")"])
         close()

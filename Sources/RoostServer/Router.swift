@@ -74,6 +74,8 @@ final class Router: Sendable {
         guard !members.isEmpty else { return nil }
         let start = cursors.withLock { cursors -> Int in
             let key = group + "\u{0}" + filter
+            // Bounded: forgetting cursors only moves where round-robin starts.
+            if cursors.count > 10_000 && cursors[key] == nil { cursors.removeAll(keepingCapacity: true) }
             let value = cursors[key, default: 0]
             cursors[key] = value &+ 1
             return value

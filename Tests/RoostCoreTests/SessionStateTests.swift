@@ -140,4 +140,17 @@ final class SessionStateTests: XCTestCase {
         XCTAssertEqual(publish.properties.subscriptionIdentifiers, [7])
         XCTAssertEqual(publish.packetID, 3)
     }
+
+    func testSmallerWindowAfterReconnectRequeuesQoS1InOrder() {
+        var state = SessionState(receiveMaximum: 4)
+        for topic in ["1", "2", "3", "4", "5"] { XCTAssertNil(state.enqueue(delivery(message(topic)), online: true)) }
+        for _ in 0..<4 { _ = state.next(now: 0) }
+        state.receiveMaximum = 2
+        state.fitInflight(to: 2)
+        XCTAssertEqual(state.inflight.map(\.delivery.message.topic), ["1", "2"])
+        XCTAssertNil(state.next(now: 0), "the window of 2 is full")
+        XCTAssertTrue(state.acknowledge(packetID: state.inflight.first?.packetID ?? 0))
+        XCTAssertEqual(state.next(now: 0)?.delivery.message.topic, "3")
+        XCTAssertEqual(state.queue.map(\.message.topic), ["4", "5"])
+    }
 }
