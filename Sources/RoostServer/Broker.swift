@@ -206,9 +206,10 @@ public final class Broker: Sendable {
         if expiry == 0 {
             endSession(session, ifGeneration: generation)
         } else if expiry != 0xFFFF_FFFF {
-            loop.scheduleTask(in: .seconds(Int64(expiry))) { [self] in
+            let timer = loop.scheduleTask(in: .seconds(Int64(expiry))) { [self] () -> Void in
                 self.endSession(session, ifGeneration: generation)
             }
+            session.locked.withLock { $0.keep(timer, generation: generation) }
         }
     }
 

@@ -178,6 +178,7 @@ extension Connection {
                 let (previous, claim) = session.locked.withLock { inner -> (Connection?, UInt64) in
                     inner.latestClaim &+= 1
                     inner.generation &+= 1
+                    inner.cancelTimers()
                     return (inner.owner, inner.latestClaim)
                 }
                 return (session, previous, true, claim)
@@ -366,7 +367,7 @@ extension Connection {
                     inner.pendingWillPublisher = session.id
                 }
                 let broker = self.broker
-                eventLoop.scheduleTask(in: .seconds(Int64(min(willDelay, expiry)))) {
+                let timer = eventLoop.scheduleTask(in: .seconds(Int64(min(willDelay, expiry)))) {
                     let due = session.locked.withLock { inner -> Message? in
                         guard inner.generation == generation, let will = inner.pendingWill else { return nil }
                         inner.pendingWill = nil
@@ -374,6 +375,7 @@ extension Connection {
                     }
                     if let due { broker.publishInternally(due) }
                 }
+                session.locked.withLock { $0.keep(timer, generation: generation) }
             }
         }
         broker.scheduleEnd(session, expiry: expiry, generation: generation, on: eventLoop)

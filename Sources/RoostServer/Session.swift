@@ -33,6 +33,9 @@ final class Session: @unchecked Sendable {
         /// built when it is published, so its expiry counts from then (3.1.3.2.4).
         var pendingWill: Will?
         var pendingWillPublisher = 0
+        /// Timers of the offline session (will delay, session expiry), cancelled when a client
+        /// claims the session, so a client that keeps reconnecting leaves no timers behind.
+        var timers: [Scheduled<Void>] = []
         var dropped: Int = 0
     }
 
@@ -70,4 +73,16 @@ final class Session: @unchecked Sendable {
     }
 
     var isOnline: Bool { locked.withLock { $0.owner != nil } }
+}
+
+extension Session.Locked {
+    /// Keeps a timer of the offline session at `generation`; cancels it if that is already past.
+    mutating func keep(_ timer: Scheduled<Void>, generation: UInt64) {
+        if self.generation == generation { timers.append(timer) } else { timer.cancel() }
+    }
+
+    mutating func cancelTimers() {
+        for timer in timers { timer.cancel() }
+        timers.removeAll()
+    }
 }

@@ -134,4 +134,16 @@ final class SessionLifecycleTests: XCTestCase {
         XCTAssertEqual(harness.broker.sessionCount, 0)
         XCTAssertEqual(harness.broker.router.count, 0)
     }
+
+    func testReconnectCancelsTheOfflineTimers() throws {
+        let harness = Harness()
+        for _ in 0..<5 {
+            let (client, _) = try harness.connect(willConnect("flaky", delay: 600, expiry: 3600))
+            client.drop()
+        }
+        let session = try XCTUnwrap(harness.broker.sessions.withLock { $0["flaky"] })
+        XCTAssertEqual(session.locked.withLock { $0.timers.count }, 2, "one will-delay and one expiry timer, not five of each")
+        _ = try harness.connect(.v5("flaky", cleanStart: false, expiry: 3600))
+        XCTAssertEqual(session.locked.withLock { $0.timers.count }, 0)
+    }
 }
