@@ -259,8 +259,13 @@ extension Connection {
             close()
             return
         }
-        for record in staleRecords {
-            broker.router.unsubscribe(filter: record.filter, group: record.group ?? "", sessionID: session.id)
+        if !staleRecords.isEmpty {
+            for record in staleRecords {
+                broker.router.unsubscribe(filter: record.filter, group: record.group ?? "", sessionID: session.id)
+            }
+            // Publishers may have matched the old routes until they were removed: a new session
+            // starts empty, so drop what they queued meanwhile (nothing has been sent yet).
+            session.locked.withLock { $0.state.reset() }
         }
         if let willToSend { broker.publishInternally(willToSend) }
         self.session = session

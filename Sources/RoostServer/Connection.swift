@@ -195,7 +195,8 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         // errors), and anything appended meanwhile must not be sent twice.
         output = nil
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        if output == nil {
+        // Keep the buffer for the next batch, unless a burst grew it large: then let it go.
+        if output == nil && buffer.capacity <= 65_536 {
             buffer.clear()
             output = buffer
         }
