@@ -331,6 +331,13 @@ extension Connection {
         context?.close(promise: nil)
     }
 
+    /// Server shutdown: publishes this connection's will now (delay or not) and forgets it.
+    func publishWillForShutdown() {
+        guard phase == .connected, let will, let session else { return }
+        self.will = nil
+        broker.publishInternally(broker.willMessage(will, publisherID: session.id))
+    }
+
     /// Detaches the session: will, then session end or expiry. Runs once.
     func connectionEnded(_ ending: Ending) {
         guard !detached, let session else { return }

@@ -74,6 +74,15 @@ public final class Server: Sendable {
         logger.info("shutting down")
         for channel in channels { try? await channel.close() }
         let connections = broker.connections.withLock { Array($0.values) }
+        // First every will, while every client is still connected to receive them (a delayed
+        // will could never go out later: this process's sessions end with it) ...
+        var wills: [EventLoopFuture<Void>] = []
+        for connection in connections {
+            wills.append(connection.eventLoop.submit { connection.publishWillForShutdown() })
+        }
+        for future in wills { try? await future.get() }
+        try? await Task.sleep(for: .milliseconds(100))
+        // ... then DISCONNECT 0x8B to MQTT 5 clients, and close.
         var closing: [EventLoopFuture<Void>] = []
         for connection in connections {
             closing.append(connection.eventLoop.submit { connection.disconnect(.serverShuttingDown) })

@@ -63,3 +63,36 @@ def test_listener_that_cannot_bind_fails_clearly(broker):
     result = _serve("--listen", "%s:%d" % (broker.host, broker.port))
     assert result.returncode != 0
     assert "could not start" in result.stderr
+
+
+def test_non_loopback_anonymous_listener_warns(tmp_path):
+    """A listener reachable from other hosts that accepts anonymous clients says so at start."""
+    import socket as _socket
+    import time as _time
+    with _socket.socket() as probe:
+        probe.bind(("0.0.0.0", 0))
+        port = probe.getsockname()[1]
+    log = tmp_path / "roost.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(roost_binary()), "serve", "--listen", "0.0.0.0:%d" % port],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            deadline = _time.monotonic() + 10
+            while b"listening" not in log.read_bytes() and _time.monotonic() < deadline:
+                _time.sleep(0.05)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    text = log.read_text()
+    assert "warning" in text and "anonymous" in text, text
+
+
+def test_wills_are_published_on_shutdown(broker, mk):
+    """Clients did not send DISCONNECT when the broker stops, so their wills go out [MQTT-3.1.2-8]."""
+    watcher = mk("will-watcher", version=V5)
+    watcher.subscribe("wills/#", 1)
+    victim = mk("will-victim", version=V5, will={"topic": "wills/victim", "payload": b"broker stopped", "qos": 1})
+    broker.expected_exit = True
+    broker.proc.send_signal(signal.SIGTERM)
+    got = watcher.get(timeout=5)
+    assert got.topic == "wills/victim" and got.payload == b"broker stopped"
