@@ -88,7 +88,6 @@ extension Connection {
             refuse(.clientIdentifierNotValid, .identifierRejected, "client id longer than \(settings.maxClientIDLength) bytes")
             return
         }
-        logger[metadataKey: "mqtt.client_id"] = "\(clientID)"
         switch broker.authenticator.authenticate(clientID: clientID, username: connect.username, password: connect.password) {
         case .accepted:
             break

@@ -30,7 +30,15 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     let broker: Broker
     let eventLoop: EventLoop
-    var logger: Logger
+    /// The broker's logger, shared and never mutated per connection (a per-connection copy with
+    /// its own metadata costs an allocation for every idle connection).
+    let baseLogger: Logger
+    /// The logger with this connection's client id; built only when something is logged.
+    var logger: Logger {
+        var logger = baseLogger
+        if !clientID.isEmpty { logger[metadataKey: "mqtt.client_id"] = .string(clientID) }
+        return logger
+    }
     var context: ChannelHandlerContext?
     var phase = Phase.awaitingConnect
 
@@ -72,7 +80,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     init(broker: Broker, eventLoop: EventLoop, logger: Logger) {
         self.broker = broker
         self.eventLoop = eventLoop
-        self.logger = logger
+        self.baseLogger = logger
         self.decoder = MQTTDecoder(version: .v3_1_1, maximumPacketSize: broker.settings.maxPacketSize)
     }
 
@@ -264,6 +272,8 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
                 self.logger.debug("keepalive timeout", metadata: ["mqtt.client_id": "\(self.clientID)"])
                 self.disconnect(.keepAliveTimeout)
             } else {
+                // An idle connection gives its empty output buffer back; the next write makes one.
+                if let output = self.output, output.readableBytes == 0 { self.output = nil }
                 self.scheduleKeepAliveCheck(after: limit - idle)
             }
         }
