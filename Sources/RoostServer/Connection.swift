@@ -51,7 +51,13 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var session: Session?
     var clientID = ""
     var identity = ClientIdentity(clientID: "", username: nil)
-    var will: Will?
+    /// The will of this connection. Boxed: a `Will` is a few hundred bytes, and most connections
+    /// have none, so an inline optional would cost every idle connection that much.
+    var will: Will? {
+        get { willBox?.value }
+        set { willBox = newValue.map(Box.init) }
+    }
+    private var willBox: Box<Will>?
     var willDelay: UInt32 = 0
     var sessionExpiry: UInt32 = 0
     var keepAlive: Int64 = 0
@@ -347,4 +353,10 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         flushOutput()
         if more { eventLoop.execute { self.drain() } }
     }
+}
+
+/// An immutable heap box, to keep large, rarely present values out of hot inline storage.
+final class Box<Value: Sendable>: Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -31,7 +31,11 @@ final class Session: @unchecked Sendable {
         var latestClaim: UInt64 = 0
         /// The will of the last connection, kept while a delayed will is pending. The message is
         /// built when it is published, so its expiry counts from then (3.1.3.2.4).
-        var pendingWill: Will?
+        var pendingWill: Will? {
+            get { pendingWillBox?.value }
+            set { pendingWillBox = newValue.map(Box.init) }
+        }
+        var pendingWillBox: Box<Will>?
         var pendingWillPublisher = 0
         /// Timers of the offline session (will delay, session expiry), cancelled when a client
         /// claims the session, so a client that keeps reconnecting leaves no timers behind.
