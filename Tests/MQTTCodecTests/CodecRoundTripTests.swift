@@ -326,3 +326,27 @@ struct PacketGenerator {
         return Auth(reasonCode: ReasonCode(pick([0x00, 0x18, 0x19])), properties: properties)
     }
 }
+
+/// Properties are copy-on-write: a copy never sees the original's later changes.
+final class CodecPropertiesValueSemanticsTests: XCTestCase {
+    func testCopiesAreIndependent() {
+        var original = Properties()
+        XCTAssertTrue(original.isEmpty)
+        original.contentType = "text/plain"
+        original.userProperties = [UserProperty(name: "a", value: "1")]
+        var copy = original
+        copy.contentType = "application/json"
+        copy.userProperties.append(UserProperty(name: "b", value: "2"))
+        XCTAssertEqual(original.contentType, "text/plain")
+        XCTAssertEqual(original.userProperties.count, 1)
+        XCTAssertEqual(copy.userProperties.count, 2)
+        XCTAssertNotEqual(original, copy)
+        copy.contentType = "text/plain"
+        copy.userProperties.removeLast()
+        XCTAssertEqual(original, copy, "equality compares values, not storage")
+        copy.contentType = nil
+        copy.userProperties = []
+        XCTAssertTrue(copy.isEmpty)
+        XCTAssertEqual(copy, Properties())
+    }
+}
