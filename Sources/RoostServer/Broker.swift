@@ -213,16 +213,22 @@ public final class Broker: Sendable {
         }
     }
 
+    /// When a message published at `now` expires: its Message Expiry Interval, capped by
+    /// `max_message_expiry`, which also applies to messages without one. The interval is taken
+    /// out of `properties`; it is written back, counted down, when the message is sent.
+    func expiryDeadline(taking properties: inout Properties, now: UInt64) -> UInt64? {
+        let cap = settings.maxMessageExpiry
+        var interval = properties.messageExpiryInterval
+        properties.messageExpiryInterval = nil
+        if cap > 0 { interval = min(interval ?? cap, cap) }
+        return interval.map { now + UInt64($0) * 1000 }
+    }
+
     /// The message a will becomes when it is published now.
     func willMessage(_ will: Will, publisherID: Int) -> Message {
         var properties = will.properties
         properties.willDelayInterval = nil
-        var expiresAt: UInt64?
-        if var interval = properties.messageExpiryInterval {
-            if settings.maxMessageExpiry > 0 { interval = min(interval, settings.maxMessageExpiry) }
-            expiresAt = now() + UInt64(interval) * 1000
-            properties.messageExpiryInterval = nil
-        }
+        let expiresAt = expiryDeadline(taking: &properties, now: now())
         return Message(
             topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain, properties: properties,
             expiresAt: expiresAt, publisherID: publisherID)

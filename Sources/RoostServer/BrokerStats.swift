@@ -16,8 +16,6 @@ final class BrokerStats: Sendable {
 
     let clientsConnected = Atomic<Int>(0)
     let clientsTotalConnects = Atomic<Int>(0)
-    let messagesReceived = Atomic<Int>(0)
-    let messagesSent = Atomic<Int>(0)
     let publishReceived = Atomic<Int>(0)
     let publishSent = Atomic<Int>(0)
     let bytesReceived = Atomic<Int>(0)

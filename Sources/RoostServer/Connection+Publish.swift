@@ -66,14 +66,7 @@ extension Connection {
         var properties = publish.properties
         properties.topicAlias = nil
         properties.subscriptionIdentifiers = []
-        var expiresAt: UInt64?
-        if var interval = properties.messageExpiryInterval {
-            if settings.maxMessageExpiry > 0 { interval = min(interval, settings.maxMessageExpiry) }
-            expiresAt = now + UInt64(interval) * 1000
-            properties.messageExpiryInterval = nil
-        } else if settings.maxMessageExpiry > 0 {
-            expiresAt = now + UInt64(settings.maxMessageExpiry) * 1000
-        }
+        let expiresAt = broker.expiryDeadline(taking: &properties, now: now)
         // Own the payload bytes: a slice would pin the whole receive buffer while the message is queued.
         let payload = ByteBuffer.owned(publish.payload)
         if let correlation = properties.correlationData { properties.correlationData = ByteBuffer.owned(correlation) }

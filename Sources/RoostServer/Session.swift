@@ -40,7 +40,6 @@ final class Session: @unchecked Sendable {
         /// Timers of the offline session (will delay, session expiry), cancelled when a client
         /// claims the session, so a client that keeps reconnecting leaves no timers behind.
         var timers: [Scheduled<Void>] = []
-        var dropped: Int = 0
     }
 
     let id: Int
@@ -66,7 +65,6 @@ final class Session: @unchecked Sendable {
     func deliver(_ delivery: QueuedDelivery, stats: BrokerStats, bypassLimits: Bool = false) -> DeliveryResult {
         locked.withLock { inner -> DeliveryResult in
             if let reason = inner.state.enqueue(delivery, online: inner.owner != nil, bypassLimits: bypassLimits) {
-                inner.dropped &+= 1
                 stats.dropped(reason)
                 return .dropped(reason)
             }

@@ -156,4 +156,23 @@ final class TimersTests: XCTestCase {
         XCTAssertEqual(received.map(\.topic), ["m/long"])
         XCTAssertEqual(received.first?.properties.messageExpiryInterval, 4)
     }
+
+    func testMaxMessageExpiryCapsPublishesAndWillsAlike() throws {
+        var settings = BrokerSettings()
+        settings.maxMessageExpiry = 5
+        let harness = Harness(settings: settings)
+        let (watcher, _) = try harness.connect(.v5("watcher"))
+        try watcher.send(.subscribe(Subscribe(packetID: 1, subscriptions: [Subscription(filter: "c/#", qos: .atLeastOnce)])))
+        _ = try watcher.receive()
+        let (publisher, _) = try harness.connect(.v5("pub"))
+        var long = Properties()
+        long.messageExpiryInterval = 60
+        try publisher.send(.publish(Publish(topic: "c/long", payload: ByteBuffer(string: "x"), qos: .atLeastOnce, packetID: 1, properties: long)))
+        try publisher.send(.publish(Publish(topic: "c/none", payload: ByteBuffer(string: "x"), qos: .atLeastOnce, packetID: 2)))
+        let (client, _) = try harness.connect(.v5("w", will: Will(topic: "c/will", payload: ByteBuffer(string: "gone"), qos: .atLeastOnce)))
+        client.drop()
+        let received = try watcher.publishes()
+        XCTAssertEqual(received.map(\.topic), ["c/long", "c/none", "c/will"])
+        XCTAssertEqual(received.map(\.properties.messageExpiryInterval), [5, 5, 5])
+    }
 }
