@@ -9,13 +9,17 @@ public struct QueuedDelivery: Sendable {
     public var subscriptionIDs: [Int]
     /// The shared-subscription group ("group\u{0}filter") this copy was chosen for, if any.
     public var sharedGroup: String?
+    /// The position of this delivery in the durable store's queue of the session; 0 when it is
+    /// not stored (QoS 0, no store, or a session that ends with its connection).
+    public var seq: UInt64
 
-    public init(message: Message, qos: QoS, retain: Bool, subscriptionIDs: [Int], sharedGroup: String? = nil) {
+    public init(message: Message, qos: QoS, retain: Bool, subscriptionIDs: [Int], sharedGroup: String? = nil, seq: UInt64 = 0) {
         self.message = message
         self.qos = qos
         self.retain = retain
         self.subscriptionIDs = subscriptionIDs
         self.sharedGroup = sharedGroup
+        self.seq = seq
     }
 }
 
