@@ -66,6 +66,11 @@ public struct SessionState: Sendable {
     private var nextPacketID: UInt16 = 1
     /// Inbound QoS 2 packet identifiers that got PUBREC and wait for PUBREL (exactly once).
     public var inboundQoS2 = Set<UInt16>()
+    /// The next position in the durable store's queue of this session (never reused, not even
+    /// after a clean start: changes of the old session may still be on their way to the disk).
+    public private(set) var nextSeq: UInt64 = 1
+    /// The `seq` given by the last stored `enqueue`.
+    public private(set) var lastSeq: UInt64 = 0
 
     public init(receiveMaximum: Int = 65_535, maxQueuedMessages: Int = 1000, maxQueuedBytes: Int = 0, queueQoS0WhileOffline: Bool = false) {
         self.receiveMaximum = receiveMaximum
@@ -78,7 +83,8 @@ public struct SessionState: Sendable {
     /// is drop-newest: a full queue refuses the new message, so what was queued stays in order.
     /// `bypassLimits` is for retained messages sent on SUBSCRIBE: the client asked for all of
     /// them, and they are already held in memory by the retained store.
-    public mutating func enqueue(_ delivery: QueuedDelivery, online: Bool, bypassLimits: Bool = false) -> DropReason? {
+    /// `stored`: the delivery goes to the durable store too; it gets the next `seq` (see `lastSeq`).
+    public mutating func enqueue(_ delivery: QueuedDelivery, online: Bool, bypassLimits: Bool = false, stored: Bool = false) -> DropReason? {
         if delivery.qos == .atMostOnce && !online && !queueQoS0WhileOffline { return .qos0WhileOffline }
         let size = delivery.message.size
         // Even retained deliveries stop at a hard ceiling, so that repeated SUBSCRIBEs from a
@@ -88,7 +94,15 @@ public struct SessionState: Sendable {
             if maxQueuedMessages > 0 && queue.count >= maxQueuedMessages { return .queueFull }
             if maxQueuedBytes > 0 && queuedBytes + size > maxQueuedBytes && !queue.isEmpty { return .queueFull }
         }
-        queue.append(delivery)
+        if stored && delivery.qos != .atMostOnce {
+            var numbered = delivery
+            numbered.seq = nextSeq
+            lastSeq = nextSeq
+            nextSeq += 1
+            queue.append(numbered)
+        } else {
+            queue.append(delivery)
+        }
         queuedBytes += size
         return nil
     }
@@ -137,33 +151,60 @@ public struct SessionState: Sendable {
         return inflight.firstIndex { $0.packetID == packetID }
     }
 
-    /// PUBACK from the client. Returns false if no QoS 1 message had that id.
-    public mutating func acknowledge(packetID: UInt16) -> Bool {
-        guard let index = inflightIndex(packetID), inflight[index].delivery.qos == .atLeastOnce else { return false }
+    /// PUBACK from the client. Returns the delivery's `seq` (0 if not stored), or nil if no
+    /// QoS 1 message had that id.
+    public mutating func acknowledge(packetID: UInt16) -> UInt64? {
+        guard let index = inflightIndex(packetID), inflight[index].delivery.qos == .atLeastOnce else { return nil }
+        let seq = inflight[index].delivery.seq
         inflight.remove(at: index)
         usedPacketIDs.remove(packetID)
-        return true
+        return seq
     }
 
-    /// PUBREC from the client: the message moves to the PUBREL stage. Returns false if unknown.
-    /// A PUBREC with a failure reason ends the exchange instead (MQTT 5: 4.3.3).
-    public mutating func received(packetID: UInt16, failed: Bool) -> Bool {
-        guard let index = inflightIndex(packetID), inflight[index].delivery.qos == .exactlyOnce else { return false }
+    /// PUBREC from the client: the message moves to the PUBREL stage. Returns its `seq` (0 if
+    /// not stored), or nil if unknown. A PUBREC with a failure reason ends the exchange instead
+    /// (MQTT 5: 4.3.3).
+    public mutating func received(packetID: UInt16, failed: Bool) -> UInt64? {
+        guard let index = inflightIndex(packetID), inflight[index].delivery.qos == .exactlyOnce else { return nil }
+        let seq = inflight[index].delivery.seq
         if failed {
             inflight.remove(at: index)
             usedPacketIDs.remove(packetID)
         } else {
             inflight[index].stage = .released
         }
-        return true
+        return seq
     }
 
-    /// PUBCOMP from the client. Returns false if no message was in the PUBREL stage with that id.
-    public mutating func completed(packetID: UInt16) -> Bool {
-        guard let index = inflightIndex(packetID), inflight[index].stage == .released else { return false }
+    /// PUBCOMP from the client. Returns the delivery's `seq` (0 if not stored), or nil if no
+    /// message was in the PUBREL stage with that id.
+    public mutating func completed(packetID: UInt16) -> UInt64? {
+        guard let index = inflightIndex(packetID), inflight[index].stage == .released else { return nil }
+        let seq = inflight[index].delivery.seq
         inflight.remove(at: index)
         usedPacketIDs.remove(packetID)
-        return true
+        return seq
+    }
+
+    /// Puts back what the durable store held for this session: in-flight deliveries (sent with
+    /// a packet id; `released` past PUBREC) and queued ones, each in `seq` order, and the inbound
+    /// QoS 2 ids. Called once, on a fresh state, before any client attaches.
+    public mutating func restore(inflight sent: [(packetID: UInt16, delivery: QueuedDelivery, released: Bool)], queued: [QueuedDelivery], inbound: [UInt16]) {
+        for entry in sent where usedPacketIDs.insert(entry.packetID).inserted {
+            inflight.append(InflightDelivery(packetID: entry.packetID, delivery: entry.delivery, stage: entry.released ? .released : .published))
+            nextSeq = max(nextSeq, entry.delivery.seq + 1)
+        }
+        for delivery in queued {
+            queue.append(delivery)
+            queuedBytes += delivery.message.size
+            nextSeq = max(nextSeq, delivery.seq + 1)
+        }
+        inboundQoS2.formUnion(inbound)
+    }
+
+    /// The `seq` of every stored delivery, queued or in flight.
+    public var storedSeqs: [UInt64] {
+        inflight.compactMap { $0.delivery.seq == 0 ? nil : $0.delivery.seq } + queue.compactMap { $0.seq == 0 ? nil : $0.seq }
     }
 
     /// Removes and returns every in-flight and queued delivery that was sent to a shared

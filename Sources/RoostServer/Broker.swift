@@ -3,6 +3,9 @@ import MQTTCodec
 import NIOCore
 import RoostCore
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The broker's shared state: sessions by client id, the routing table and the retained
 /// messages, each behind its own short lock. Connections call into it from their event loops.
@@ -13,7 +16,7 @@ public final class Broker: Sendable {
     let retained = Mutex(RetainedTree<Message>())
     let sessions = Mutex([String: Session]())
     let connections = Mutex([ObjectIdentifier: Connection]())
-    private let nextSessionID = Atomic<Int>(1)
+    let nextSessionID = Atomic<Int>(1)
     private let nextClientNumber = Atomic<Int>(1)
     let logger: Logger
     let startTime = NIODeadline.now()
@@ -24,16 +27,30 @@ public final class Broker: Sendable {
     let authenticator: any Authenticator
     /// Per-topic access control; nil allows everything (and costs nothing per message).
     let authorizer: (any Authorizer)?
+    /// The durable store; nil keeps everything in memory only.
+    let store: (any DurableStore)?
 
     public init(
         settings: BrokerSettings, logger: Logger, clock: @escaping @Sendable () -> UInt64 = Broker.systemClock,
-        authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil
+        authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil, store: (any DurableStore)? = nil,
+        wallClock: @escaping @Sendable () -> Int64 = Broker.systemWallClock
     ) {
         self.settings = settings
         self.logger = logger
         self.clock = clock
+        self.wallClock = wallClock
         self.authenticator = authenticator ?? AnonymousAuthenticator(allowAnonymous: settings.allowAnonymous)
         self.authorizer = authorizer
+        self.store = store
+    }
+
+    /// Unix time in milliseconds: the time base of what is stored (it survives restarts).
+    let wallClock: @Sendable () -> Int64
+
+    public static let systemWallClock: @Sendable () -> Int64 = {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
     /// The clock of message expiry, in milliseconds of a monotonic clock. Injected in tests.
@@ -57,21 +74,30 @@ public final class Broker: Sendable {
 
     // MARK: Routing
 
-    /// Stores or clears a retained message [MQTT-3.3.1-5], [MQTT-3.3.1-6].
-    func storeRetained(_ message: Message) {
+    /// Stores or clears a retained message [MQTT-3.3.1-5], [MQTT-3.3.1-6]. Returns true if the
+    /// change went to the durable store (`$SYS` topics never do: the broker rewrites them).
+    @discardableResult
+    func storeRetained(_ message: Message) -> Bool {
+        let durable = store != nil && !message.topic.hasPrefix("$SYS")
         retained.withLock { tree -> Void in
+            // Under the tree's lock, so that the store sees changes of one topic in order.
             if message.payload.readableBytes == 0 {
                 tree.remove(name: message.topic)
+                if durable { store!.submit(.deleteRetained(topic: message.topic)) }
             } else {
                 tree.set(name: message.topic, value: message)
+                if durable { store!.submit(.putRetained(message)) }
             }
         }
+        return durable
     }
 
     /// How a publish fared: sessions matched, and how many of them had a full queue.
     struct Fanout {
         var matched = 0
         var queueFull = 0
+        /// Deliveries that went to the durable store: the publisher's ack waits for them.
+        var stored = 0
     }
 
     /// Delivers `message` to every matching subscription (as resolved by the router);
@@ -82,8 +108,11 @@ public final class Broker: Sendable {
         func record(_ result: Session.DeliveryResult) {
             fanout.matched += 1
             switch result {
-            case .queued: break
-            case .wake(let connection): wake.append(connection)
+            case .queued(let stored):
+                if stored { fanout.stored += 1 }
+            case .wake(let connection, let stored):
+                wake.append(connection)
+                if stored { fanout.stored += 1 }
             case .dropped(let reason): if reason == .queueFull { fanout.queueFull += 1 }
             }
         }
@@ -109,7 +138,7 @@ public final class Broker: Sendable {
                 let delivery = QueuedDelivery(
                     message: message, qos: min(granted, message.qos), retain: retainAsPublished && message.retain,
                     subscriptionIDs: identifiers)
-                record(session.deliver(delivery, stats: stats))
+                record(session.deliver(delivery, stats: stats, store: store))
             } else {
                 // A shared group on one filter: exactly one member gets the message.
                 let start = index
@@ -120,7 +149,7 @@ public final class Broker: Sendable {
                 let delivery = QueuedDelivery(
                     message: message, qos: min(entry.qos, message.qos), retain: entry.retainAsPublished && message.retain,
                     subscriptionIDs: entry.subscriptionID.map { [$0] } ?? [], sharedGroup: match.group + "\u{0}" + match.filter)
-                record(entry.session.deliver(delivery, stats: stats))
+                record(entry.session.deliver(delivery, stats: stats, store: store))
             }
         }
         return fanout
@@ -162,7 +191,7 @@ public final class Broker: Sendable {
             moved.qos = min(chosen.entry.qos, delivery.message.qos)
             moved.subscriptionIDs = chosen.entry.subscriptionID.map { [$0] } ?? []
             moved.retain = chosen.entry.retainAsPublished && delivery.message.retain
-            if case .wake(let owner) = chosen.entry.session.deliver(moved, stats: stats) { wake.append(owner) }
+            if case .wake(let owner, _) = chosen.entry.session.deliver(moved, stats: stats, store: store) { wake.append(owner) }
         }
         Broker.wakeAll(wake)
     }
@@ -183,8 +212,13 @@ public final class Broker: Sendable {
                 if sessions[session.clientID] === session { sessions[session.clientID] = nil }
                 let records = Array(inner.subscriptions.values)
                 inner.subscriptions.removeAll()
-                let shared = inner.state.takeSharedDeliveries()
+                var shared = inner.state.takeSharedDeliveries()
+                for index in shared.indices { shared[index].seq = 0 }
                 inner.state.reset()
+                if inner.persisted {
+                    store?.submit(.deleteSession(id: session.id))
+                    inner.persisted = false
+                }
                 let will = inner.pendingWill.map { willMessage($0, publisherID: inner.pendingWillPublisher) }
                 inner.pendingWill = nil
                 inner.generation &+= 1
@@ -206,10 +240,7 @@ public final class Broker: Sendable {
         if expiry == 0 {
             endSession(session, ifGeneration: generation)
         } else if expiry != 0xFFFF_FFFF {
-            let timer = loop.scheduleTask(in: .seconds(Int64(expiry))) { [self] () -> Void in
-                self.endSession(session, ifGeneration: generation)
-            }
-            session.locked.withLock { $0.keep(timer, generation: generation) }
+            scheduleEnd(session, generation: generation, in: .seconds(Int64(expiry)), on: loop)
         }
     }
 

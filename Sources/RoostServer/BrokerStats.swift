@@ -26,4 +26,6 @@ final class BrokerStats: Sendable {
     let droppedExpired = Atomic<Int>(0)
     let droppedTooLarge = Atomic<Int>(0)
     let malformedPackets = Atomic<Int>(0)
+    /// QoS 1/2 publishes refused because the durable store could not commit (disk full).
+    let storeRefused = Atomic<Int>(0)
 }

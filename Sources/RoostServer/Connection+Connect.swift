@@ -230,6 +230,9 @@ extension Connection {
         var present = false
         var staleRecords: [SubscriptionRecord] = []
         var willToSend: Message?
+        var stored = false
+        let store = broker.store
+        let will = self.will
         let taken = session.locked.withLock { inner -> Bool in
             guard inner.latestClaim == claim, inner.owner == nil || inner.owner === self else { return false }
             inner.owner = self
@@ -250,6 +253,18 @@ extension Connection {
             inner.expiryInterval = sessionExpiry
             inner.state.receiveMaximum = receiveMaximum
             if present { inner.state.fitInflight(to: receiveMaximum) }
+            if let store {
+                if sessionExpiry > 0 {
+                    if reset && inner.persisted { store.submit(.clearSession(id: session.id)) }
+                    store.submit(.putSession(session.record(inner, will: will, online: true)))
+                    inner.persisted = true
+                    stored = true
+                } else if inner.persisted {
+                    store.submit(.deleteSession(id: session.id))
+                    inner.persisted = false
+                    stored = true
+                }
+            }
             return true
         }
         guard taken else {
@@ -264,13 +279,18 @@ extension Connection {
             }
             // Publishers may have matched the old routes until they were removed: a new session
             // starts empty, so drop what they queued meanwhile (nothing has been sent yet).
-            session.locked.withLock { $0.state.reset() }
+            session.locked.withLock { inner in
+                inner.state.reset()
+                if inner.persisted { store?.submit(.clearSession(id: session.id)) }
+            }
         }
         if let willToSend { broker.publishInternally(willToSend) }
         self.session = session
         phase = .connected
         broker.stats.clientsConnected.add(1, ordering: .relaxed)
         broker.stats.clientsTotalConnects.add(1, ordering: .relaxed)
+        // CONNACK (session present above all) waits until the store has the session.
+        if stored { holdOutput() }
         // MQTT 3.1 has no session-present flag: that bit is reserved.
         send(.connack(ConnAck(sessionPresent: present && version != .v3_1, reasonCode: .success, properties: ackProperties)))
         logger.debug("client connected", metadata: ["mqtt.version": "\(version)", "session_present": "\(present)"])
@@ -342,11 +362,13 @@ extension Connection {
         guard !detached, let session else { return }
         detached = true
         broker.stats.clientsConnected.add(-1, ordering: .relaxed)
+        let offlineSince = broker.wallClock()
         let detachedInfo = session.locked.withLock { inner -> (UInt32, UInt64)? in
             guard inner.owner === self else { return nil }
             inner.owner = nil
             inner.drainScheduled = false
             inner.generation &+= 1
+            inner.offlineSince = offlineSince
             return (inner.expiryInterval, inner.generation)
         }
         guard let (expiry, generation) = detachedInfo else { return }
@@ -377,16 +399,17 @@ extension Connection {
                     inner.pendingWill = will
                     inner.pendingWillPublisher = session.id
                 }
-                let broker = self.broker
-                let timer = eventLoop.scheduleTask(in: .seconds(Int64(min(willDelay, expiry)))) {
-                    let due = session.locked.withLock { inner -> Message? in
-                        guard inner.generation == generation, let will = inner.pendingWill else { return nil }
-                        inner.pendingWill = nil
-                        return broker.willMessage(will, publisherID: inner.pendingWillPublisher)
-                    }
-                    if let due { broker.publishInternally(due) }
-                }
-                session.locked.withLock { $0.keep(timer, generation: generation) }
+                broker.scheduleWill(session, generation: generation, in: .seconds(Int64(min(willDelay, expiry))), on: eventLoop)
+            }
+        }
+        if expiry > 0, let store = broker.store {
+            // The session lives on offline: the store learns since when, and its pending will.
+            let delay = Int64(min(willDelay, expiry))
+            session.locked.withLock { inner in
+                guard inner.persisted, inner.generation == generation else { return }
+                let pending = inner.pendingWill
+                store.submit(.putSession(session.record(
+                    inner, will: pending, online: false, willDueAt: pending == nil ? nil : offlineSince + delay * 1000)))
             }
         }
         broker.scheduleEnd(session, expiry: expiry, generation: generation, on: eventLoop)

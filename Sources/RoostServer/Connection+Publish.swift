@@ -42,17 +42,35 @@ extension Connection {
             acknowledge(publish, reason: version == .v5 ? .notAuthorized : .success)
             return
         }
+        let store = broker.store
+        if publish.qos != .atMostOnce, let store, store.isFailing {
+            // The store cannot commit (disk full, I/O error): nothing new is accepted that it
+            // would have to keep. MQTT 5 publishers learn it (0x97); 3.x publishers get no ack
+            // and send again after reconnecting.
+            broker.stats.storeRefused.add(1, ordering: .relaxed)
+            if version == .v5 { acknowledge(publish, reason: .quotaExceeded) }
+            return
+        }
+        var mustHold = false
         if publish.qos == .exactlyOnce {
             let state = session.locked.withLock { inner -> Int in
-                if inner.state.inboundQoS2.contains(publish.packetID) { return -1 }
+                if inner.state.inboundQoS2.contains(publish.packetID) {
+                    mustHold = inner.persisted
+                    return -1
+                }
                 // MQTT 5 clients were told the limit; 3.x clients were not, so they get the protocol's ceiling.
                 let limit = self.version == .v5 ? settings.receiveMaximum : 65_535
                 if inner.state.inboundQoS2.count >= limit { return -2 }
                 inner.state.inboundQoS2.insert(publish.packetID)
+                if inner.persisted, let store {
+                    store.submit(.addInbound(sessionID: session.id, packetID: publish.packetID))
+                    mustHold = true
+                }
                 return 0
             }
             if state == -1 {
                 // A resend of a message already received: acknowledge again, deliver nothing [MQTT-4.3.3-10].
+                if mustHold { holdOutput() }
                 send(.pubrec(Ack(packetID: publish.packetID)))
                 return
             }
@@ -73,7 +91,7 @@ extension Connection {
         let message = Message(
             topic: topic, payload: payload, qos: publish.qos, retain: publish.retain, properties: properties,
             expiresAt: expiresAt, publisherID: session.id)
-        if publish.retain { broker.storeRetained(message) }
+        if publish.retain && broker.storeRetained(message) && publish.qos != .atMostOnce { mustHold = true }
 
         let version = broker.router.version.load(ordering: .acquiring)
         if cachedTopic != topic || cachedVersion != version {
@@ -93,8 +111,15 @@ extension Connection {
         }
         if publish.qos == .exactlyOnce && reason.isFailure {
             // A failure PUBREC ends the exchange: the client may reuse the id at once (MQTT 5: 4.3.3).
-            session.locked.withLock { _ = $0.state.inboundQoS2.remove(publish.packetID) }
+            session.locked.withLock { inner in
+                if inner.state.inboundQoS2.remove(publish.packetID) != nil, inner.persisted {
+                    store?.submit(.removeInbound(sessionID: session.id, packetID: publish.packetID))
+                }
+            }
         }
+        // The ack promises the message is kept: it waits until the store has it.
+        if fanout.stored > 0 { mustHold = true }
+        if mustHold && publish.qos != .atMostOnce { holdOutput() }
         acknowledge(publish, reason: reason)
     }
 
@@ -109,7 +134,13 @@ extension Connection {
 
     func handlePubAck(_ ack: Ack) {
         guard let session else { return }
-        if session.locked.withLock({ $0.state.acknowledge(packetID: ack.packetID) }) {
+        let store = broker.store
+        let known = session.locked.withLock { inner -> Bool in
+            guard let seq = inner.state.acknowledge(packetID: ack.packetID) else { return false }
+            if seq != 0 { store?.submit(.dequeue(sessionID: session.id, seq: seq)) }
+            return true
+        }
+        if known {
             // The freed window is refilled once per read batch, not once per PUBACK.
             drainAfterRead = true
         } else {
@@ -120,23 +151,50 @@ extension Connection {
     func handlePubRec(_ ack: Ack) {
         guard let session else { return }
         let failed = ack.reasonCode.isFailure
-        let known = session.locked.withLock { $0.state.received(packetID: ack.packetID, failed: failed) }
+        let store = broker.store
+        let seq = session.locked.withLock { inner -> UInt64? in
+            let seq = inner.state.received(packetID: ack.packetID, failed: failed)
+            if let seq, seq != 0 {
+                store?.submit(failed ? .dequeue(sessionID: session.id, seq: seq) : .released(sessionID: session.id, seq: seq))
+            }
+            return seq
+        }
+        let known = seq != nil
         if failed {
             if known { drainAfterRead = true }
             return
         }
+        // After a restart the store must not resend a PUBLISH the client already released.
+        if let seq, seq != 0 { holdOutput() }
         send(.pubrel(Ack(packetID: ack.packetID, reasonCode: known ? .success : .packetIdentifierNotFound)))
     }
 
     func handlePubRel(_ ack: Ack) {
         guard let session else { return }
-        let known = session.locked.withLock { $0.state.inboundQoS2.remove(ack.packetID) != nil }
+        let store = broker.store
+        var mustHold = false
+        let known = session.locked.withLock { inner -> Bool in
+            guard inner.state.inboundQoS2.remove(ack.packetID) != nil else { return false }
+            if inner.persisted, let store {
+                // Once PUBCOMP is out the client may reuse the id: the store must have forgotten it.
+                store.submit(.removeInbound(sessionID: session.id, packetID: ack.packetID))
+                mustHold = true
+            }
+            return true
+        }
+        if mustHold { holdOutput() }
         send(.pubcomp(Ack(packetID: ack.packetID, reasonCode: known ? .success : .packetIdentifierNotFound)))
     }
 
     func handlePubComp(_ ack: Ack) {
         guard let session else { return }
-        if session.locked.withLock({ $0.state.completed(packetID: ack.packetID) }) {
+        let store = broker.store
+        let known = session.locked.withLock { inner -> Bool in
+            guard let seq = inner.state.completed(packetID: ack.packetID) else { return false }
+            if seq != 0 { store?.submit(.dequeue(sessionID: session.id, seq: seq)) }
+            return true
+        }
+        if known {
             drainAfterRead = true
         }
     }

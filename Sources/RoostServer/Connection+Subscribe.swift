@@ -15,6 +15,8 @@ extension Connection {
         codes.reserveCapacity(subscribe.subscriptions.count)
         var retainedToSend: [QueuedDelivery] = []
         let now = broker.now()
+        let store = broker.store
+        var stored = false
         for subscription in subscribe.subscriptions {
             let shared: (group: String, filter: String)?
             do {
@@ -55,6 +57,10 @@ extension Connection {
             session.locked.withLock { inner in
                 inner.subscriptions[subscription.filter] = SubscriptionRecord(
                     filter: filter, group: shared?.group, options: options, subscriptionID: subscriptionID)
+                if inner.persisted, let store {
+                    store.submit(.putSubscription(sessionID: session.id, subscription: options, subscriptionID: subscriptionID))
+                    stored = true
+                }
             }
             codes.append(ReasonCode(granted.rawValue))
             // Retained messages for the new subscription [MQTT-3.3.1-9], Retain Handling [MQTT-3.3.1-10], [MQTT-3.3.1-11].
@@ -71,10 +77,12 @@ extension Connection {
                 }
             }
         }
+        // SUBACK promises the subscription is kept: it waits until the store has it.
+        if stored { holdOutput() }
         send(.suback(SubAck(packetID: subscribe.packetID, reasonCodes: codes)))
         guard !retainedToSend.isEmpty else { return }
         for delivery in retainedToSend {
-            _ = session.deliver(delivery, stats: broker.stats, bypassLimits: true)
+            _ = session.deliver(delivery, stats: broker.stats, store: store, bypassLimits: true)
         }
         drain()
     }
@@ -82,13 +90,21 @@ extension Connection {
     func handleUnsubscribe(_ unsubscribe: Unsubscribe) {
         guard let session else { return }
         var codes: [ReasonCode] = []
+        let store = broker.store
+        var stored = false
         for fullFilter in unsubscribe.filters {
             let shared = try? Topic.parseShared(fullFilter)
             let filter = shared?.filter ?? fullFilter
             let removed = broker.router.unsubscribe(filter: filter, group: shared?.group ?? "", sessionID: session.id)
-            session.locked.withLock { _ = $0.subscriptions.removeValue(forKey: fullFilter) }
+            session.locked.withLock { inner in
+                if inner.subscriptions.removeValue(forKey: fullFilter) != nil, inner.persisted, let store {
+                    store.submit(.deleteSubscription(sessionID: session.id, filter: fullFilter))
+                    stored = true
+                }
+            }
             codes.append(removed ? .success : .noSubscriptionExisted)
         }
+        if stored { holdOutput() }
         send(.unsuback(UnsubAck(packetID: unsubscribe.packetID, reasonCodes: version == .v5 ? codes : [])))
     }
 }

@@ -81,6 +81,12 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var cachedMatches: [Router.Match] = []
     /// Connections (on any loop) that got messages during this read batch.
     var toWake: [Connection] = []
+    /// Output that may only go out once the durable store has committed what came before it
+    /// (acks that promise durability, and everything after them, in order): each segment waits
+    /// for its ticket. Always empty without a store or for sessions that are not stored.
+    var held: [(ticket: UInt64, bytes: ByteBuffer)] = []
+    /// The highest ticket a release is registered for.
+    var releaseRequested: UInt64 = 0
     private var drainBatch: [(packetID: UInt16, delivery: QueuedDelivery)] = []
 
     init(broker: Broker, eventLoop: EventLoop, logger: Logger) {
@@ -196,13 +202,57 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     // MARK: Output
 
-    /// Appends an encoded packet to the output buffer (flushed at the end of the batch).
+    /// Appends an encoded packet to the output buffer (flushed at the end of the batch), or to
+    /// the held output while there is some.
     func send(_ packet: MQTTPacket) {
+        if !held.isEmpty {
+            encoder.encode(packet, into: &held[held.count - 1].bytes)
+            return
+        }
         if output == nil { output = context?.channel.allocator.buffer(capacity: 256) }
         encoder.encode(packet, into: &output!)
     }
 
+    /// From here on, output waits until every change submitted to the store so far is durable.
+    func holdOutput() {
+        guard let store = broker.store else { return }
+        let ticket = store.lastTicket
+        if let last = held.last, last.ticket > releaseRequested {
+            // Not yet waited for (same batch): one segment, waiting for the later ticket.
+            held[held.count - 1].ticket = max(last.ticket, ticket)
+        } else {
+            held.append((ticket, context?.channel.allocator.buffer(capacity: 64) ?? ByteBuffer()))
+        }
+    }
+
+    /// Asks the store to call back when the last held segment is durable (once per segment).
+    private func requestRelease() {
+        guard let store = broker.store, let last = held.last, last.ticket > releaseRequested else { return }
+        let ticket = last.ticket
+        releaseRequested = ticket
+        let loop = eventLoop
+        store.whenDurable(ticket) { [weak self] in
+            loop.execute { self?.releaseHeld(upTo: ticket) }
+        }
+    }
+
+    /// Moves held output whose changes are now durable to the output and flushes it.
+    func releaseHeld(upTo ticket: UInt64) {
+        guard context != nil else {
+            held.removeAll()
+            return
+        }
+        var released = false
+        while let first = held.first, first.ticket <= ticket {
+            var bytes = held.removeFirst().bytes
+            if output == nil { output = bytes } else { output!.writeBuffer(&bytes) }
+            released = true
+        }
+        if released { flushOutput() }
+    }
+
     func flushOutput() {
+        if !held.isEmpty { requestRelease() }
         guard let context, var buffer = output, buffer.readableBytes > 0 else { return }
         broker.stats.bytesSent.add(buffer.readableBytes, ordering: .relaxed)
         // Take the bytes out before writing: the write can re-enter this handler (writability,
@@ -309,19 +359,31 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         let now = broker.now()
         let channel = context.channel
         var more = false
+        var mustHold = false
         drainBatch.removeAll(keepingCapacity: true)
+        let store = broker.store
         session.locked.withLock { inner in
             inner.drainScheduled = false
             guard inner.owner === self else { return }
             let stats = broker.stats
+            let sessionID = session.id
             while drainBatch.count < 512, channel.isWritable,
-                let next = inner.state.next(now: now, dropped: { _, reason in stats.dropped(reason) })
+                let next = inner.state.next(now: now, dropped: { delivery, reason in
+                    stats.dropped(reason)
+                    if delivery.seq != 0 { store?.submit(.dequeue(sessionID: sessionID, seq: delivery.seq)) }
+                })
             {
+                if next.delivery.seq != 0 {
+                    // QoS 2: the client must never see a packet id the store would not resend.
+                    store?.submit(.sent(sessionID: sessionID, seq: next.delivery.seq, packetID: next.packetID))
+                    if next.delivery.qos == .exactlyOnce { mustHold = true }
+                }
                 drainBatch.append(next)
             }
             more = drainBatch.count == 512 && inner.state.canSendNext
             if more { inner.drainScheduled = true }
         }
+        if mustHold { holdOutput() }
         for (packetID, delivery) in drainBatch {
             let publish = delivery.message.publish(
                 qos: delivery.qos, retain: delivery.retain, packetID: packetID, dup: false,
@@ -331,21 +393,24 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
                 broker.stats.dropped(.tooLargeForClient)
                 if packetID != 0 {
                     session.locked.withLock { inner in
+                        let seq: UInt64?
                         if delivery.qos == .atLeastOnce {
-                            _ = inner.state.acknowledge(packetID: packetID)
+                            seq = inner.state.acknowledge(packetID: packetID)
                         } else {
-                            _ = inner.state.received(packetID: packetID, failed: true)
+                            seq = inner.state.received(packetID: packetID, failed: true)
                         }
+                        if let seq, seq != 0 { store?.submit(.dequeue(sessionID: session.id, seq: seq)) }
                     }
                     more = true
                 }
                 continue
             }
-            if output == nil { output = channel.allocator.buffer(capacity: 512) }
-            if outboundAliasMaximum > 0 {
-                encoder.encode(applyOutboundAlias(publish), into: &output!)
+            let packet = outboundAliasMaximum > 0 ? applyOutboundAlias(publish) : publish
+            if held.isEmpty {
+                if output == nil { output = channel.allocator.buffer(capacity: 512) }
+                encoder.encode(packet, into: &output!)
             } else {
-                encoder.encode(publish, into: &output!)
+                encoder.encode(packet, into: &held[held.count - 1].bytes)
             }
             broker.stats.publishSent.add(1, ordering: .relaxed)
         }

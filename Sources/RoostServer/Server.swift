@@ -24,12 +24,14 @@ public final class Server: Sendable {
     /// Starts listening on every `host:port`. Throws if one cannot be bound.
     public static func start(
         settings: BrokerSettings, listeners: [(host: String, port: Int)], threads: Int = System.coreCount, logger: Logger,
-        authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil
+        authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil, store: (any DurableStore)? = nil
     ) async throws -> Server {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        let broker = Broker(settings: settings, logger: logger, authenticator: authenticator, authorizer: authorizer)
+        let broker = Broker(settings: settings, logger: logger, authenticator: authenticator, authorizer: authorizer, store: store)
         var channels: [Channel] = []
         do {
+            // Everything stored comes back before the first client can connect.
+            if let store { broker.restore(try store.load(), group: group) }
             for listener in listeners {
                 let bootstrap = ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 1024)
@@ -57,6 +59,7 @@ public final class Server: Sendable {
         } catch {
             for channel in channels { try? await channel.close() }
             try? await group.shutdownGracefully()
+            store?.close()
             throw error
         }
         let server = Server(broker: broker, group: group, channels: channels, logger: logger)
@@ -90,5 +93,7 @@ public final class Server: Sendable {
         for future in closing { try? await future.get() }
         try? await Task.sleep(for: .milliseconds(100))
         try? await group.shutdownGracefully()
+        // Last: what the closing connections changed (sessions now offline) is committed.
+        broker.store?.close()
     }
 }

@@ -40,6 +40,10 @@ final class Session: @unchecked Sendable {
         /// Timers of the offline session (will delay, session expiry), cancelled when a client
         /// claims the session, so a client that keeps reconnecting leaves no timers behind.
         var timers: [Scheduled<Void>] = []
+        /// True while the durable store has rows for this session (expiry > 0 and a store).
+        var persisted = false
+        /// Wall-clock ms when the session went offline (stored with it, for expiry across restarts).
+        var offlineSince: Int64 = 0
     }
 
     let id: Int
@@ -55,23 +59,38 @@ final class Session: @unchecked Sendable {
     /// What became of one delivery.
     enum DeliveryResult {
         /// Queued; the owner (if any) already has a drain scheduled or the session is offline.
-        case queued
+        /// `stored`: it went to the durable store too, so the publisher's ack must wait for it.
+        case queued(stored: Bool)
         /// Queued; this connection must be woken to drain it.
-        case wake(Connection)
+        case wake(Connection, stored: Bool)
         case dropped(DropReason)
     }
 
-    /// Queues a delivery. Callable from any thread.
-    func deliver(_ delivery: QueuedDelivery, stats: BrokerStats, bypassLimits: Bool = false) -> DeliveryResult {
+    /// Queues a delivery (and submits it to the durable store if this session is stored and the
+    /// delivery is QoS 1/2). Callable from any thread.
+    func deliver(_ delivery: QueuedDelivery, stats: BrokerStats, store: (any DurableStore)?, bypassLimits: Bool = false) -> DeliveryResult {
         locked.withLock { inner -> DeliveryResult in
-            if let reason = inner.state.enqueue(delivery, online: inner.owner != nil, bypassLimits: bypassLimits) {
+            let stored = inner.persisted && delivery.qos != .atMostOnce && store != nil
+            if let reason = inner.state.enqueue(delivery, online: inner.owner != nil, bypassLimits: bypassLimits, stored: stored) {
                 stats.dropped(reason)
                 return .dropped(reason)
             }
-            guard let owner = inner.owner, !inner.drainScheduled else { return .queued }
+            if stored {
+                var numbered = delivery
+                numbered.seq = inner.state.lastSeq
+                store!.submit(.enqueue(sessionID: id, delivery: numbered))
+            }
+            guard let owner = inner.owner, !inner.drainScheduled else { return .queued(stored: stored) }
             inner.drainScheduled = true
-            return .wake(owner)
+            return .wake(owner, stored: stored)
         }
+    }
+
+    /// The row the store keeps for this session. Call under the lock.
+    func record(_ inner: Locked, will: Will?, online: Bool, willDueAt: Int64? = nil) -> SessionRecord {
+        SessionRecord(
+            id: id, clientID: clientID, expiryInterval: inner.expiryInterval, will: will,
+            disconnectedAt: online ? nil : inner.offlineSince, willDueAt: willDueAt)
     }
 
     var isOnline: Bool { locked.withLock { $0.owner != nil } }

@@ -57,6 +57,7 @@ extension Broker {
         publishSys(name: "publish/messages/dropped/qos0_offline", value: "\(stats.droppedQoS0Offline.load(ordering: .relaxed))")
         publishSys(name: "publish/messages/dropped/expired", value: "\(stats.droppedExpired.load(ordering: .relaxed))")
         publishSys(name: "publish/messages/dropped/too_large", value: "\(stats.droppedTooLarge.load(ordering: .relaxed))")
+        publishSys(name: "store/refused", value: "\(stats.storeRefused.load(ordering: .relaxed))")
         publishSys(name: "load/bytes/received", value: "\(stats.bytesReceived.load(ordering: .relaxed))")
         publishSys(name: "load/bytes/sent", value: "\(stats.bytesSent.load(ordering: .relaxed))")
         publishSys(name: "bytes/received", value: "\(stats.bytesReceived.load(ordering: .relaxed))")

@@ -24,8 +24,8 @@ final class SessionStateTests: XCTestCase {
         XCTAssertEqual(second?.packetID, 2)
         XCTAssertNil(state.next(now: 0), "window of 2 is full")
         XCTAssertFalse(state.canSendNext)
-        XCTAssertTrue(state.acknowledge(packetID: 1))
-        XCTAssertFalse(state.acknowledge(packetID: 1), "a second PUBACK for the same id is unknown")
+        XCTAssertNotNil(state.acknowledge(packetID: 1))
+        XCTAssertNil(state.acknowledge(packetID: 1), "a second PUBACK for the same id is unknown")
         XCTAssertEqual(state.next(now: 0)?.packetID, 3)
     }
 
@@ -36,7 +36,7 @@ final class SessionStateTests: XCTestCase {
         XCTAssertNil(state.enqueue(delivery(message("c", qos: .atMostOnce)), online: true))
         XCTAssertEqual(state.next(now: 0)?.delivery.message.topic, "a")
         XCTAssertNil(state.next(now: 0), "b waits for the window, and c waits behind b")
-        XCTAssertTrue(state.acknowledge(packetID: 1))
+        XCTAssertNotNil(state.acknowledge(packetID: 1))
         XCTAssertEqual(state.next(now: 0)?.delivery.message.topic, "b")
         let c = state.next(now: 0)
         XCTAssertEqual(c?.delivery.message.topic, "c")
@@ -91,11 +91,11 @@ final class SessionStateTests: XCTestCase {
         var state = SessionState()
         XCTAssertNil(state.enqueue(delivery(message(qos: .exactlyOnce)), online: true))
         let id = state.next(now: 0)?.packetID ?? 0
-        XCTAssertFalse(state.completed(packetID: id), "PUBCOMP before PUBREC is unknown")
-        XCTAssertFalse(state.acknowledge(packetID: id), "PUBACK is not for QoS 2")
-        XCTAssertTrue(state.received(packetID: id, failed: false))
+        XCTAssertNil(state.completed(packetID: id), "PUBCOMP before PUBREC is unknown")
+        XCTAssertNil(state.acknowledge(packetID: id), "PUBACK is not for QoS 2")
+        XCTAssertNotNil(state.received(packetID: id, failed: false))
         XCTAssertEqual(state.inflight.first?.stage, .released)
-        XCTAssertTrue(state.completed(packetID: id))
+        XCTAssertNotNil(state.completed(packetID: id))
         XCTAssertTrue(state.inflight.isEmpty)
     }
 
@@ -103,7 +103,7 @@ final class SessionStateTests: XCTestCase {
         var state = SessionState()
         XCTAssertNil(state.enqueue(delivery(message(qos: .exactlyOnce)), online: true))
         let id = state.next(now: 0)?.packetID ?? 0
-        XCTAssertTrue(state.received(packetID: id, failed: true))
+        XCTAssertNotNil(state.received(packetID: id, failed: true))
         XCTAssertTrue(state.inflight.isEmpty)
     }
 
@@ -115,7 +115,7 @@ final class SessionStateTests: XCTestCase {
         for _ in 0..<65_534 {
             XCTAssertNil(state.enqueue(delivery(message()), online: true))
             guard let next = state.next(now: 0) else { return XCTFail("no id") }
-            XCTAssertTrue(state.acknowledge(packetID: next.packetID))
+            XCTAssertNotNil(state.acknowledge(packetID: next.packetID))
         }
         XCTAssertNil(state.enqueue(delivery(message()), online: true))
         XCTAssertEqual(state.next(now: 0)?.packetID, 2, "id 1 is still in flight, so the wrap skips it")
@@ -149,7 +149,7 @@ final class SessionStateTests: XCTestCase {
         state.fitInflight(to: 2)
         XCTAssertEqual(state.inflight.map(\.delivery.message.topic), ["1", "2"])
         XCTAssertNil(state.next(now: 0), "the window of 2 is full")
-        XCTAssertTrue(state.acknowledge(packetID: state.inflight.first?.packetID ?? 0))
+        XCTAssertNotNil(state.acknowledge(packetID: state.inflight.first?.packetID ?? 0))
         XCTAssertEqual(state.next(now: 0)?.delivery.message.topic, "3")
         XCTAssertEqual(state.queue.map(\.message.topic), ["4", "5"])
     }
