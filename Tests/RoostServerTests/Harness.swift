@@ -13,11 +13,13 @@ final class Harness {
     let loop = EmbeddedEventLoop()
     let broker: Broker
 
-    init(settings: BrokerSettings = BrokerSettings(), authorizer: (any Authorizer)? = nil) {
+    init(settings: BrokerSettings = BrokerSettings(), authorizer: (any Authorizer)? = nil, store: (any DurableStore)? = nil) {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let loop = self.loop
-        broker = Broker(settings: settings, logger: logger, clock: { loop.now.uptimeNanoseconds / 1_000_000 }, authorizer: authorizer)
+        broker = Broker(
+            settings: settings, logger: logger, clock: { loop.now.uptimeNanoseconds / 1_000_000 }, authorizer: authorizer,
+            store: store)
     }
 
     /// Opens a connection (channelActive fires) without sending anything.
