@@ -92,8 +92,9 @@ public final class Server: Sendable {
         }
         for future in closing { try? await future.get() }
         try? await Task.sleep(for: .milliseconds(100))
-        try? await group.shutdownGracefully()
-        // Last: what the closing connections changed (sessions now offline) is committed.
+        // What the closing connections changed (sessions now offline) is committed, while the
+        // event loops still run the store's callbacks.
         broker.store?.close()
+        try? await group.shutdownGracefully()
     }
 }
