@@ -40,6 +40,20 @@ let package = Package(
             ],
             swiftSettings: hotPathFlags
         ),
+        .systemLibrary(
+            name: "CSQLite",
+            path: "Sources/CSQLite",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .target(
+            name: "RoostPersistence",
+            dependencies: [
+                "CSQLite", "RoostCore", "MQTTCodec",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPathFlags
+        ),
         .target(
             name: "RoostClient",
             dependencies: [
@@ -51,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "roost",
             dependencies: [
-                "RoostServer", "RoostClient", "MQTTCodec",
+                "RoostServer", "RoostClient", "MQTTCodec", "RoostPersistence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -68,9 +82,17 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "RoostPersistenceTests",
+            dependencies: [
+                "RoostPersistence", "RoostCore", "MQTTCodec", "CSQLite",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RoostServer", "RoostClient", "MQTTCodec", "RoostCore",
+                "RoostServer", "RoostClient", "MQTTCodec", "RoostCore", "RoostPersistence",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

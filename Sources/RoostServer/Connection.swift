@@ -85,8 +85,9 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// (acks that promise durability, and everything after them, in order): each segment waits
     /// for its ticket. Always empty without a store or for sessions that are not stored.
     var held: [(ticket: UInt64, bytes: ByteBuffer)] = []
-    /// The highest ticket a release is registered for.
-    var releaseRequested: UInt64 = 0
+    /// True once the last held segment has asked the store for its release; later holds start
+    /// a new segment then.
+    var lastSegmentWaiting = false
     private var drainBatch: [(packetID: UInt16, delivery: QueuedDelivery)] = []
 
     init(broker: Broker, eventLoop: EventLoop, logger: Logger) {
@@ -217,19 +218,20 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     func holdOutput() {
         guard let store = broker.store else { return }
         let ticket = store.lastTicket
-        if let last = held.last, last.ticket > releaseRequested {
+        if let last = held.last, !lastSegmentWaiting {
             // Not yet waited for (same batch): one segment, waiting for the later ticket.
             held[held.count - 1].ticket = max(last.ticket, ticket)
         } else {
             held.append((ticket, context?.channel.allocator.buffer(capacity: 64) ?? ByteBuffer()))
+            lastSegmentWaiting = false
         }
     }
 
     /// Asks the store to call back when the last held segment is durable (once per segment).
     private func requestRelease() {
-        guard let store = broker.store, let last = held.last, last.ticket > releaseRequested else { return }
+        guard let store = broker.store, let last = held.last, !lastSegmentWaiting else { return }
         let ticket = last.ticket
-        releaseRequested = ticket
+        lastSegmentWaiting = true
         let loop = eventLoop
         store.whenDurable(ticket) { [weak self] in
             loop.execute { self?.releaseHeld(upTo: ticket) }

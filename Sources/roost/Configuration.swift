@@ -19,6 +19,11 @@ struct ServeConfiguration {
     var settings = BrokerSettings()
     var listeners: [(host: String, port: Int)] = [("127.0.0.1", 1883)]
     var dataDirectory = "./roost-data"
+    /// The embedded durable store (sessions, queues, retained messages) in `dataDirectory`.
+    var persistence = true
+    var fsync = FsyncMode.full
+    /// Longest wait of a change for its group commit, milliseconds.
+    var commitInterval = 1
     var logLevel = "info"
     var threads = ProcessInfo.processInfo.activeProcessorCount
     private var listenersFromSource: String?
@@ -74,9 +79,24 @@ struct ServeConfiguration {
             config.listeners = parsed
             return true
         },
-        Key(name: "data_dir", allowed: "a directory path", help: "where durable state lives (used from the persistence release on)") { config, value in
+        Key(name: "data_dir", allowed: "a directory path", help: "where the durable store lives (created if missing)") { config, value in
             guard !value.isEmpty else { return false }
             config.dataDirectory = value
+            return true
+        },
+        Key(name: "persistence", allowed: "true or false", help: "keep sessions, queued messages and retained messages on disk") { config, value in
+            guard let flag = parseBool(value) else { return false }
+            config.persistence = flag
+            return true
+        },
+        Key(name: "fsync", allowed: "full, normal or off", help: "full: survives power loss; normal: survives a crash of the process; off: no sync") { config, value in
+            guard let mode = FsyncMode(rawValue: value.lowercased()) else { return false }
+            config.fsync = mode
+            return true
+        },
+        Key(name: "commit_interval", allowed: "an integer in 0...1000 (milliseconds)", help: "longest wait of a change for its group commit") { config, value in
+            guard let number = Int(value), (0...1000).contains(number) else { return false }
+            config.commitInterval = number
             return true
         },
         Key(name: "log_level", allowed: "trace, debug, info, notice, warning, error or critical", help: "log level") { config, value in

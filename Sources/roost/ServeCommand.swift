@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import RoostCore
+import RoostPersistence
 import RoostServer
 import ServiceLifecycle
 
@@ -23,7 +24,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("config"), help: "Configuration file (YAML key: value).")
     var configFile: String?
 
-    @Option(name: .customLong("data-dir"), help: "Directory for durable state.")
+    @Option(name: .customLong("data-dir"), help: "Directory of the durable store (default ./roost-data).")
     var dataDir: String?
 
     @Flag(inversion: .prefixedNo, help: "Accept clients without a user name.")
@@ -89,9 +90,29 @@ struct ServeCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "roost")
+        var store: SQLiteStore?
+        if config.persistence {
+            do {
+                store = try SQLiteStore.open(
+                    directory: config.dataDirectory, fsync: config.fsync, commitInterval: .milliseconds(config.commitInterval),
+                    logger: logger, clock: Broker.systemClock)
+                logger.info("durable store open", metadata: ["data_dir": "\(config.dataDirectory)", "fsync": "\(config.fsync.rawValue)"])
+            } catch {
+                logger.critical("could not open the durable store: \(error)")
+                FileHandle.standardError.write(Data("roost: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        } else {
+            logger.notice("persistence is off: sessions, queued and retained messages live in memory only")
+        }
         let server: Server
         do {
-            server = try await Server.start(settings: config.settings, listeners: config.listeners, threads: config.threads, logger: logger)
+            server = try await Server.start(
+                settings: config.settings, listeners: config.listeners, threads: config.threads, logger: logger, store: store)
+        } catch let error as StoreError {
+            logger.critical("could not load the durable store: \(error)")
+            FileHandle.standardError.write(Data("roost: \(error)\n".utf8))
+            throw ExitCode(1)
         } catch {
             logger.critical("could not start: \(error)")
             FileHandle.standardError.write(Data("roost: could not start listeners: \(error)\n".utf8))

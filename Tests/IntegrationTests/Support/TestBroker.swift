@@ -19,13 +19,14 @@ final class TestBroker: Sendable {
     }
 
     static func start(
-        settings: BrokerSettings, authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil
+        settings: BrokerSettings, authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil,
+        store: (any DurableStore)? = nil
     ) async throws -> TestBroker {
         var logger = Logger(label: "roost.integration")
         logger.logLevel = .critical
         let server = try await Server.start(
             settings: settings, listeners: [("127.0.0.1", 0)], threads: 2, logger: logger,
-            authenticator: authenticator, authorizer: authorizer)
+            authenticator: authenticator, authorizer: authorizer, store: store)
         guard let port = server.localAddresses.first?.port else {
             await server.shutdown()
             throw IntegrationError("the server bound no address")
