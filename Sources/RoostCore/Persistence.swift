@@ -105,6 +105,22 @@ public enum FsyncMode: String, Sendable, CaseIterable {
     case off
 }
 
+/// Counters of a store, for `$SYS` and logs.
+public struct StoreStatistics: Sendable, Equatable {
+    /// Changes submitted.
+    public var changes: Int
+    /// Rows inserted, updated or deleted on disk (changes cancelled within a batch write none).
+    public var rowsWritten: Int
+    /// Transactions committed.
+    public var commits: Int
+
+    public init(changes: Int = 0, rowsWritten: Int = 0, commits: Int = 0) {
+        self.changes = changes
+        self.rowsWritten = rowsWritten
+        self.commits = commits
+    }
+}
+
 /// A durable store. Every method is callable from any thread.
 public protocol DurableStore: AnyObject, Sendable {
     /// Reads everything back. Sessions, queued messages and retained messages that expired
@@ -130,4 +146,6 @@ public protocol DurableStore: AnyObject, Sendable {
 
     /// Commits what is pending and closes. Later submits are ignored.
     func close()
+
+    var statistics: StoreStatistics { get }
 }

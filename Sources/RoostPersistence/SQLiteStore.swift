@@ -72,6 +72,10 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
 
     public var lastTicket: UInt64 { state.withLock { issued } }
 
+    public var statistics: StoreStatistics {
+        StoreStatistics(changes: Int(lastTicket), rowsWritten: rowsWritten, commits: batchesCommitted)
+    }
+
     /// Opens (creating if needed) the store in `directory`, which is created if missing.
     ///
     /// - Parameters:
@@ -285,6 +289,7 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
                 }
             }
         }
+        let changes = issued
         state.unlock()
 
         databaseLock.withLock {
@@ -292,6 +297,9 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
             writer = nil
         }
         directoryLock.release()
+        logger.info(
+            "store closed",
+            metadata: ["store.changes": "\(changes)", "store.rows_written": "\(rowsWritten)", "store.commits": "\(batchesCommitted)"])
     }
 
     /// Applies `operations` in one transaction; an empty batch (everything elided) writes nothing.

@@ -58,6 +58,13 @@ extension Broker {
         publishSys(name: "publish/messages/dropped/expired", value: "\(stats.droppedExpired.load(ordering: .relaxed))")
         publishSys(name: "publish/messages/dropped/too_large", value: "\(stats.droppedTooLarge.load(ordering: .relaxed))")
         publishSys(name: "store/refused", value: "\(stats.storeRefused.load(ordering: .relaxed))")
+        if let store {
+            let counters = store.statistics
+            publishSys(name: "store/changes", value: "\(counters.changes)")
+            publishSys(name: "store/rows_written", value: "\(counters.rowsWritten)")
+            publishSys(name: "store/commits", value: "\(counters.commits)")
+            publishSys(name: "store/failing", value: store.isFailing ? "1" : "0")
+        }
         publishSys(name: "load/bytes/received", value: "\(stats.bytesReceived.load(ordering: .relaxed))")
         publishSys(name: "load/bytes/sent", value: "\(stats.bytesSent.load(ordering: .relaxed))")
         publishSys(name: "bytes/received", value: "\(stats.bytesReceived.load(ordering: .relaxed))")

@@ -43,6 +43,8 @@ final class ManualStore: DurableStore, @unchecked Sendable {
 
     func close() {}
 
+    var statistics: StoreStatistics { StoreStatistics() }
+
     /// Makes everything submitted so far durable and runs the callbacks that waited for it.
     func commit() {
         let due = state.withLock { state -> [@Sendable () -> Void] in
