@@ -90,6 +90,9 @@ public struct StoredState: Sendable {
     /// Per session id: inbound QoS 2 packet ids awaiting PUBREL.
     public var inbound: [Int: [UInt16]] = [:]
     public var retained: [Message] = []
+    /// Wills of sessions that ended while the broker was down: they are due (a will goes out
+    /// at the latest when its session ends), so the broker publishes them at start.
+    public var expiredWills: [(sessionID: Int, will: Will)] = []
 
     public init() {}
 }

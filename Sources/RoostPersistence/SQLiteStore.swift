@@ -1,5 +1,6 @@
 internal import CSQLite
 import Logging
+import MQTTCodec
 import RoostCore
 import Synchronization
 
@@ -327,11 +328,24 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
         let now = wallClock()
         let clockNow = clock()
         let offset = now - Int64(clamping: clockNow)
+        var expiredWills: [(sessionID: Int, will: Will)] = []
         let dump = try databaseLock.withLock { () throws(StoreError) -> StoreDump in
             guard let writer else { throw .closed(path: databasePath) }
             try writer.transaction { () throws(StoreError) in
                 let expired = "disconnected_at IS NOT NULL AND expiry != 4294967295 AND disconnected_at + expiry * 1000 <= \(now)"
                 let database = writer.database
+                // Their wills are due: handed to the broker before the rows go.
+                let wills = try database.prepare("SELECT id, client_id, will, will_delay FROM sessions WHERE will IS NOT NULL AND \(expired)")
+                defer { wills.finalize() }
+                while try wills.step("reading the wills of expired sessions") {
+                    guard let blob = wills.blob(2) else { continue }
+                    do throws(DecodeFailure) {
+                        let will = try RecordCoding.decodeWill(blob, delay: wills.optionalInt64(3).map { UInt32(clamping: $0) })
+                        expiredWills.append((Int(wills.int64(0)), will))
+                    } catch {
+                        throw .corrupt(path: database.path, detail: "the will of session \(wills.text(1)) does not decode: \(error.detail)")
+                    }
+                }
                 for table in ["subscriptions", "queue", "inbound"] {
                     try database.execute(
                         "DELETE FROM \(table) WHERE session_id IN (SELECT id FROM sessions WHERE \(expired))",
@@ -356,6 +370,7 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
             if !session.inbound.isEmpty { stored.inbound[id] = session.inbound }
         }
         stored.retained = dump.retained.map(\.message)
+        stored.expiredWills = expiredWills
         return stored
     }
 }

@@ -117,6 +117,10 @@ extension Broker {
                     "retained": "\(stored.retained.count)",
                 ])
         }
+        for (sessionID, will) in stored.expiredWills {
+            dueWills.append(willMessage(will, publisherID: sessionID))
+        }
+        if !dueWills.isEmpty { logger.info("publishing wills that fell due while the broker was down", metadata: ["wills": "\(dueWills.count)"]) }
         for will in dueWills { publishInternally(will) }
     }
 }

@@ -108,7 +108,8 @@ final class GroupCommitTests: StoreTestCase {
         let store = try open()
         let now = wall.now
         let clock = UInt64(monotonic.now)
-        store.submit(.putSession(SessionRecord(id: 1, clientID: "expires", expiryInterval: 5, disconnectedAt: now - 1_000)))
+        let will = Will(topic: "wills/expires", payload: ByteBuffer(string: "gone"), qos: .atLeastOnce)
+        store.submit(.putSession(SessionRecord(id: 1, clientID: "expires", expiryInterval: 5, will: will, disconnectedAt: now - 1_000, willDueAt: now + 1_000)))
         store.submit(.putSession(SessionRecord(id: 2, clientID: "stays", expiryInterval: 3600, disconnectedAt: now - 1_000)))
         store.submit(.putSession(SessionRecord(id: 3, clientID: "was-online", expiryInterval: 1)))
         store.submit(.putSession(SessionRecord(id: 4, clientID: "never-expires", expiryInterval: .max, disconnectedAt: 0)))
@@ -129,6 +130,8 @@ final class GroupCommitTests: StoreTestCase {
         XCTAssertEqual(state.queues[2]?.map(\.delivery.message.topic), ["long", "forever"])
         XCTAssertEqual(state.queues[2]?.first?.delivery.message.expiresAt, clock + 95_000)
         XCTAssertEqual(state.retained.map(\.topic), ["r/forever"])
+        XCTAssertEqual(state.expiredWills.map(\.sessionID), [1], "the will of the expired session is handed over")
+        XCTAssertEqual(state.expiredWills.first?.will, will)
         reopened.close()
 
         // Removed from the file, not only from what was returned.
