@@ -12,6 +12,9 @@ public struct BrokerSettings: Sendable, Equatable {
     public var maxQueuedMessages: Int = 1000
     /// Bytes queued per session; 0 is unlimited.
     public var maxQueuedBytes: Int = 0
+    /// Stored (QoS 1/2, persistent) deliveries kept in memory per session; the rest wait on
+    /// disk and are read back as the queue drains. 0: keep everything in memory.
+    public var queueMemoryLimit: Int = 1000
     /// Whether QoS 0 messages are queued for offline persistent sessions.
     public var queueQoS0Messages: Bool = false
     /// Topic aliases a client may use towards the broker (MQTT 5 Topic Alias Maximum).

@@ -93,8 +93,26 @@ public struct StoredState: Sendable {
     /// Wills of sessions that ended while the broker was down: they are due (a will goes out
     /// at the latest when its session ends), so the broker publishes them at start.
     public var expiredWills: [(sessionID: Int, will: Will)] = []
+    /// Per session id: queued deliveries left on disk by `load(memoryQueueLimit:)`.
+    public var spilled: [Int: SpilledQueue] = [:]
 
     public init() {}
+}
+
+/// Queued deliveries of a session that stay on disk until the queue in memory runs low.
+public struct SpilledQueue: Sendable, Equatable {
+    public var count: Int
+    /// Approximate (stored size of the messages).
+    public var bytes: Int
+    public var fromSeq: UInt64
+    public var lastSeq: UInt64
+
+    public init(count: Int, bytes: Int, fromSeq: UInt64, lastSeq: UInt64) {
+        self.count = count
+        self.bytes = bytes
+        self.fromSeq = fromSeq
+        self.lastSeq = lastSeq
+    }
 }
 
 /// How hard the store pushes each commit to the disk.
@@ -129,7 +147,14 @@ public protocol DurableStore: AnyObject, Sendable {
     /// Reads everything back. Sessions, queued messages and retained messages that expired
     /// while the broker was down are removed (and not returned). Message expiry deadlines come
     /// back in the broker's monotonic clock. Called once, before the broker serves.
-    func load() throws -> StoredState
+    /// `memoryQueueLimit` > 0: per session, only that many queued deliveries (plus those in
+    /// flight) are read; the rest are counted in `spilled` and read later with `readQueue`.
+    func load(memoryQueueLimit: Int) throws -> StoredState
+
+    /// Reads up to `limit` queued deliveries of a session that were never sent, with
+    /// `seq >= fromSeq`, in order, once everything submitted so far is durable; calls
+    /// `completion` on some thread (not an event loop's).
+    func readQueue(sessionID: Int, fromSeq: UInt64, limit: Int, _ completion: @escaping @Sendable ([QueuedDelivery]) -> Void)
 
     /// Queues a change for the next group commit and returns its ticket. Never blocks on I/O;
     /// cheap enough to call under a session lock.

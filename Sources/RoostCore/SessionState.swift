@@ -89,16 +89,24 @@ public struct SessionState: Sendable {
         let size = delivery.message.size
         // Even retained deliveries stop at a hard ceiling, so that repeated SUBSCRIBEs from a
         // client that does not read cannot grow the queue without bound.
-        if bypassLimits && queue.count >= max(maxQueuedMessages, 0) + SessionState.retainedBacklogLimit { return .queueFull }
+        let count = queue.count + spilledCount
+        if bypassLimits && count >= max(maxQueuedMessages, 0) + SessionState.retainedBacklogLimit { return .queueFull }
         if !bypassLimits {
-            if maxQueuedMessages > 0 && queue.count >= maxQueuedMessages { return .queueFull }
-            if maxQueuedBytes > 0 && queuedBytes + size > maxQueuedBytes && !queue.isEmpty { return .queueFull }
+            if maxQueuedMessages > 0 && count >= maxQueuedMessages { return .queueFull }
+            if maxQueuedBytes > 0 && queuedBytes + spilledBytes + size > maxQueuedBytes && count > 0 { return .queueFull }
         }
         if stored && delivery.qos != .atMostOnce {
             var numbered = delivery
             numbered.seq = nextSeq
             lastSeq = nextSeq
             nextSeq += 1
+            if memoryQueueLimit > 0 && (spilledCount > 0 || queue.count >= memoryQueueLimit) {
+                // Paged out: only the store keeps it, until the queue in memory runs low.
+                if spilledCount == 0 { spillFromSeq = numbered.seq }
+                spilledCount += 1
+                spilledBytes += size
+                return nil
+            }
             queue.append(numbered)
         } else {
             queue.append(delivery)
@@ -257,8 +265,59 @@ public struct SessionState: Sendable {
         }
     }
 
+    // MARK: Paging (stored sessions only)
+
+    /// Stored deliveries kept in memory per session; later ones wait on disk only and are read
+    /// back in order as the queue in memory drains. 0: everything stays in memory.
+    public var memoryQueueLimit = 0
+    /// Stored deliveries that are on disk only (they follow everything in memory, in `seq` order).
+    public private(set) var spilledCount = 0
+    public private(set) var spilledBytes = 0
+    /// The `seq` of the first delivery on disk only.
+    public private(set) var spillFromSeq: UInt64 = 0
+    /// Bumped by `reset`: a page read before a clean start is thrown away.
+    public private(set) var spillEpoch: UInt64 = 0
+    /// Set while a page is being read from the store.
+    public var pageInPending = false
+
+    /// True when the queue in memory runs low and more waits on disk: time to read a page.
+    public var wantsPageIn: Bool {
+        spilledCount > 0 && !pageInPending && queue.count <= memoryQueueLimit / 2
+    }
+
+    /// Appends deliveries read back from the store (seq >= `spillFromSeq`, in order), if they
+    /// belong to the current `epoch`. An empty page while deliveries are counted on disk means
+    /// they are gone (expired at start, or removed): the count is cleared so nothing waits forever.
+    public mutating func pageIn(_ deliveries: [QueuedDelivery], epoch: UInt64) {
+        pageInPending = false
+        guard epoch == spillEpoch else { return }
+        for delivery in deliveries where delivery.seq >= spillFromSeq && spilledCount > 0 {
+            queue.append(delivery)
+            queuedBytes += delivery.message.size
+            spilledCount -= 1
+            spilledBytes = max(0, spilledBytes - delivery.message.size)
+            spillFromSeq = delivery.seq + 1
+        }
+        if deliveries.isEmpty || spilledCount == 0 {
+            spilledCount = 0
+            spilledBytes = 0
+        }
+    }
+
+    /// Deliveries the store kept on disk only at start (beyond `memoryQueueLimit`).
+    public mutating func restoreSpilled(count: Int, bytes: Int, fromSeq: UInt64, lastSeq: UInt64) {
+        spilledCount = count
+        spilledBytes = bytes
+        spillFromSeq = fromSeq
+        nextSeq = max(nextSeq, lastSeq + 1)
+    }
+
     /// Clears everything (clean start).
     public mutating func reset() {
+        spilledCount = 0
+        spilledBytes = 0
+        spillEpoch &+= 1
+        pageInPending = false
         queue = CircularBuffer(initialCapacity: 1)
         queuedBytes = 0
         inflight = CircularBuffer(initialCapacity: 1)

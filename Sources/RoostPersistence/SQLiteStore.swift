@@ -1,4 +1,5 @@
 internal import CSQLite
+import Dispatch
 import Logging
 import MQTTCodec
 import RoostCore
@@ -324,11 +325,12 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
 
     /// Removes what expired while the broker was down (sessions with their rows, queued and
     /// retained messages), then reads everything back with expiry in the broker's clock.
-    public func load() throws(StoreError) -> StoredState {
+    public func load(memoryQueueLimit: Int = 0) throws(StoreError) -> StoredState {
         let now = wallClock()
         let clockNow = clock()
         let offset = now - Int64(clamping: clockNow)
         var expiredWills: [(sessionID: Int, will: Will)] = []
+        var spilled: [Int: SpilledQueue] = [:]
         let dump = try databaseLock.withLock { () throws(StoreError) -> StoreDump in
             guard let writer else { throw .closed(path: databasePath) }
             try writer.transaction { () throws(StoreError) in
@@ -355,10 +357,26 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
                 try database.execute("DELETE FROM queue WHERE expires_at <= \(now)", "removing expired queued messages")
                 try database.execute("DELETE FROM retained WHERE expires_at <= \(now)", "removing expired retained messages")
             }
-            return try StoreReader.read(writer.database) { wall in
+            let limit = memoryQueueLimit > 0 ? memoryQueueLimit : nil
+            let dump = try StoreReader.read(writer.database, clock: { wall in
                 let deadline = wall - offset
                 return deadline <= 0 ? 0 : UInt64(deadline)
+            }, queueLimit: limit)
+            if let limit {
+                let summary = try writer.database.prepare(
+                    """
+                    SELECT session_id, COUNT(*), SUM(length(message)), MIN(seq), MAX(seq) FROM
+                    (SELECT session_id, seq, message, packet_id, ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY seq) AS n FROM queue)
+                    WHERE n > \(limit) AND packet_id = 0 GROUP BY session_id
+                    """)
+                defer { summary.finalize() }
+                while try summary.step("counting queued messages left on disk") {
+                    spilled[Int(summary.int64(0))] = SpilledQueue(
+                        count: Int(summary.int64(1)), bytes: Int(summary.int64(2)),
+                        fromSeq: UInt64(bitPattern: summary.int64(3)), lastSeq: UInt64(bitPattern: summary.int64(4)))
+                }
             }
+            return dump
         }
         var stored = StoredState()
         stored.sessions.reserveCapacity(dump.sessions.count)
@@ -371,6 +389,46 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
         }
         stored.retained = dump.retained.map(\.message)
         stored.expiredWills = expiredWills
+        stored.spilled = spilled
         return stored
+    }
+
+    // MARK: Paging
+
+    public func readQueue(sessionID: Int, fromSeq: UInt64, limit: Int, _ completion: @escaping @Sendable ([QueuedDelivery]) -> Void) {
+        whenDurable(lastTicket) { [self] in
+            // Not on the writer thread (it would stall commits) nor on the caller's event loop.
+            DispatchQueue.global().async { [self] in
+                completion(pageOfQueue(sessionID: sessionID, fromSeq: fromSeq, limit: limit))
+            }
+        }
+    }
+
+    private func pageOfQueue(sessionID: Int, fromSeq: UInt64, limit: Int) -> [QueuedDelivery] {
+        let offset = wallClock() - Int64(clamping: clock())
+        return databaseLock.withLock { () -> [QueuedDelivery] in
+            guard let writer else { return [] }
+            do throws(StoreError) {
+                let statement = try writer.database.prepare(
+                    """
+                    SELECT session_id, seq, message, expires_at, qos, retain, subscription_ids, shared_group, packet_id, released
+                    FROM queue WHERE session_id = \(sessionID) AND seq >= \(Int64(bitPattern: fromSeq)) AND packet_id = 0
+                    ORDER BY seq LIMIT \(limit)
+                    """)
+                defer { statement.finalize() }
+                var page: [QueuedDelivery] = []
+                while try statement.step("reading queued messages back") {
+                    let (record, _) = try StoreReader.queueRow(statement, database: writer.database) { wall in
+                        let deadline = wall - offset
+                        return deadline <= 0 ? 0 : UInt64(deadline)
+                    }
+                    page.append(record.delivery)
+                }
+                return page
+            } catch {
+                logger.error("could not read queued messages back", metadata: ["store.error": "\(error)", "session_id": "\(sessionID)"])
+                return []
+            }
+        }
     }
 }

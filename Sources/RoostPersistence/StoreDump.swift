@@ -39,7 +39,10 @@ enum StoreReader {
     /// Reads every session with its rows, and every retained message. Rows of sessions that do
     /// not exist are skipped. `clock` turns a wall-clock expiry into the `expiresAt` of the
     /// message (the broker's clock; nil for the dump).
-    static func read(_ database: Database, clock: (Int64) -> UInt64?) throws(StoreError) -> StoreDump {
+    ///
+    /// `queueLimit`: per session, only the first `queueLimit` queued rows (by `seq`) and the rows
+    /// that were sent (in flight) are read; the rest stay on disk (paged in later).
+    static func read(_ database: Database, clock: (Int64) -> UInt64?, queueLimit: Int? = nil) throws(StoreError) -> StoreDump {
         var dump = StoreDump()
         var index: [Int: Int] = [:]
 
@@ -80,33 +83,19 @@ enum StoreReader {
             dump.sessions[position].subscriptions.append((subscription, subscriptions.optionalInt64(3).map { Int($0) }))
         }
 
+        let columns = "session_id, seq, message, expires_at, qos, retain, subscription_ids, shared_group, packet_id, released"
         let queue = try database.prepare(
-            """
-            SELECT session_id, seq, message, expires_at, qos, retain, subscription_ids, shared_group, packet_id, released
-            FROM queue ORDER BY session_id, seq
-            """)
+            queueLimit.map { limit in
+                """
+                SELECT \(columns) FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY seq) AS n FROM queue)
+                WHERE n <= \(limit) OR packet_id != 0 ORDER BY session_id, seq
+                """
+            } ?? "SELECT \(columns) FROM queue ORDER BY session_id, seq")
         defer { queue.finalize() }
         while try queue.step("reading queued messages") {
-            let sessionID = Int(queue.int64(0))
-            guard let position = index[sessionID] else { continue }
-            let seq = UInt64(bitPattern: queue.int64(1))
-            let expiresAt = queue.optionalInt64(3)
-            do throws(DecodeFailure) {
-                let message = try RecordCoding.decodeMessage(queue.blob(2) ?? ByteBuffer(), expiresAt: expiresAt.flatMap(clock))
-                guard let qos = QoS(rawValue: UInt8(clamping: queue.int64(4))) else {
-                    throw DecodeFailure(detail: "QoS \(queue.int64(4))")
-                }
-                let delivery = QueuedDelivery(
-                    message: message, qos: qos, retain: queue.int64(5) != 0,
-                    subscriptionIDs: try RecordCoding.decodeSubscriptionIDs(queue.blob(6)),
-                    sharedGroup: queue.optionalText(7), seq: seq)
-                let record = QueueRecord(
-                    sessionID: sessionID, seq: seq, delivery: delivery, packetID: UInt16(clamping: queue.int64(8)),
-                    released: queue.int64(9) != 0)
-                dump.sessions[position].queue.append(StoreDump.QueuedMessage(record: record, expiresAt: expiresAt))
-            } catch {
-                throw .corrupt(path: database.path, detail: "queued message \(seq) of session \(sessionID) does not decode: \(error.detail)")
-            }
+            guard let position = index[Int(queue.int64(0))] else { continue }
+            let (record, expiresAt) = try queueRow(queue, database: database, clock: clock)
+            dump.sessions[position].queue.append(StoreDump.QueuedMessage(record: record, expiresAt: expiresAt))
         }
 
         let inbound = try database.prepare("SELECT session_id, packet_id FROM inbound ORDER BY session_id, packet_id")
@@ -128,5 +117,29 @@ enum StoreReader {
             }
         }
         return dump
+    }
+
+    /// One row of `SELECT session_id, seq, message, expires_at, qos, retain, subscription_ids,
+    /// shared_group, packet_id, released FROM queue`.
+    static func queueRow(_ queue: Statement, database: Database, clock: (Int64) -> UInt64?) throws(StoreError) -> (QueueRecord, Int64?) {
+        let sessionID = Int(queue.int64(0))
+        let seq = UInt64(bitPattern: queue.int64(1))
+        let expiresAt = queue.optionalInt64(3)
+        do throws(DecodeFailure) {
+            let message = try RecordCoding.decodeMessage(queue.blob(2) ?? ByteBuffer(), expiresAt: expiresAt.flatMap(clock))
+            guard let qos = QoS(rawValue: UInt8(clamping: queue.int64(4))) else {
+                throw DecodeFailure(detail: "QoS \(queue.int64(4))")
+            }
+            let delivery = QueuedDelivery(
+                message: message, qos: qos, retain: queue.int64(5) != 0,
+                subscriptionIDs: try RecordCoding.decodeSubscriptionIDs(queue.blob(6)),
+                sharedGroup: queue.optionalText(7), seq: seq)
+            let record = QueueRecord(
+                sessionID: sessionID, seq: seq, delivery: delivery, packetID: UInt16(clamping: queue.int64(8)),
+                released: queue.int64(9) != 0)
+            return (record, expiresAt)
+        } catch {
+            throw .corrupt(path: database.path, detail: "queued message \(seq) of session \(sessionID) does not decode: \(error.detail)")
+        }
     }
 }

@@ -42,6 +42,7 @@ extension Broker {
                 receiveMaximum: settings.receiveMaximum, maxQueuedMessages: settings.maxQueuedMessages,
                 maxQueuedBytes: settings.maxQueuedBytes, queueQoS0WhileOffline: settings.queueQoS0Messages)
             let session = Session(id: record.id, clientID: record.clientID, state: state)
+            if store != nil { session.locked.withLock { $0.state.memoryQueueLimit = settings.queueMemoryLimit } }
             var subscriptions: [String: SubscriptionRecord] = [:]
             for (subscription, subscriptionID) in stored.subscriptions[record.id] ?? [] {
                 let shared: (group: String, filter: String)?
@@ -78,6 +79,10 @@ extension Broker {
             let loop = group.next()
             let generation = session.locked.withLock { inner -> UInt64 in
                 inner.state.restore(inflight: sent, queued: queued, inbound: stored.inbound[record.id] ?? [])
+                if let spilled = stored.spilled[record.id] {
+                    inner.state.restoreSpilled(count: spilled.count, bytes: spilled.bytes, fromSeq: spilled.fromSeq, lastSeq: spilled.lastSeq)
+                    restoredMessages += spilled.count
+                }
                 inner.subscriptions = subscriptions
                 inner.expiryInterval = record.expiryInterval
                 inner.offlineSince = offlineSince

@@ -182,9 +182,11 @@ extension Connection {
                 }
                 return (session, previous, true, claim)
             }
-            let state = SessionState(
+            var state = SessionState(
                 receiveMaximum: receiveMaximum, maxQueuedMessages: settings.maxQueuedMessages,
                 maxQueuedBytes: settings.maxQueuedBytes, queueQoS0WhileOffline: settings.queueQoS0Messages)
+            // Stored sessions keep at most this many queued deliveries in memory; the rest wait on disk.
+            if broker.store != nil { state.memoryQueueLimit = settings.queueMemoryLimit }
             let session = Session(id: broker.makeSessionID(), clientID: clientID, state: state)
             let claim = session.locked.withLock { inner -> UInt64 in
                 inner.latestClaim = 1

@@ -362,6 +362,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         let channel = context.channel
         var more = false
         var mustHold = false
+        var pageIn: (fromSeq: UInt64, epoch: UInt64, limit: Int)?
         drainBatch.removeAll(keepingCapacity: true)
         let store = broker.store
         session.locked.withLock { inner in
@@ -384,8 +385,15 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
             }
             more = drainBatch.count == 512 && inner.state.canSendNext
             if more { inner.drainScheduled = true }
+            if inner.persisted, store != nil, inner.state.wantsPageIn {
+                inner.state.pageInPending = true
+                pageIn = (inner.state.spillFromSeq, inner.state.spillEpoch, max(inner.state.memoryQueueLimit, 1))
+            }
         }
         if mustHold { holdOutput() }
+        if let (fromSeq, epoch, limit) = pageIn, let store {
+            requestPage(session, store: store, fromSeq: fromSeq, epoch: epoch, limit: limit)
+        }
         for (packetID, delivery) in drainBatch {
             let publish = delivery.message.publish(
                 qos: delivery.qos, retain: delivery.retain, packetID: packetID, dup: false,
@@ -419,6 +427,18 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         drainBatch.removeAll(keepingCapacity: true)
         flushOutput()
         if more { eventLoop.execute { self.drain() } }
+    }
+}
+
+extension Connection {
+    /// Reads the next page of the session's queue back from the store (off the event loop),
+    /// appends it in memory and drains.
+    func requestPage(_ session: Session, store: any DurableStore, fromSeq: UInt64, epoch: UInt64, limit: Int) {
+        let loop = eventLoop
+        store.readQueue(sessionID: session.id, fromSeq: fromSeq, limit: limit) { [weak self] page in
+            session.locked.withLock { $0.state.pageIn(page, epoch: epoch) }
+            loop.execute { self?.drain() }
+        }
     }
 }
 

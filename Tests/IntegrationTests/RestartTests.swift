@@ -21,11 +21,45 @@ final class RestartTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    private func startBroker() async throws -> TestBroker {
+    private func startBroker(settings: BrokerSettings = integrationSettings()) async throws -> TestBroker {
         var logger = Logger(label: "roost.integration.store")
         logger.logLevel = .critical
         let store = try SQLiteStore.open(directory: directory, fsync: .normal, logger: logger, clock: Broker.systemClock)
-        return try await TestBroker.start(settings: integrationSettings(), store: store)
+        return try await TestBroker.start(settings: settings, store: store)
+    }
+
+    /// With `queue_memory_limit` 10, a backlog of 300 lives mostly on disk and comes back in
+    /// order, online and after a restart.
+    func testAQueueBeyondTheMemoryLimitComesBackFromDiskInOrder() async throws {
+        var settings = integrationSettings()
+        settings.queueMemoryLimit = 10
+        settings.maxQueuedMessages = 0
+        let first = try await startBroker(settings: settings)
+        let subscriber = first.client("pager", version: .v5, cleanStart: true, sessionExpiry: 600)
+        _ = try await subscriber.connect()
+        _ = try await subscriber.subscribe(to: "page/#", qos: .atLeastOnce)
+        try await subscriber.disconnect()
+        let (publisher, _) = try await first.connectedClient("page-pub", version: .v5)
+        for number in 0..<300 { _ = try await publisher.publish(to: "page/t", payload: "\(number)", qos: .atLeastOnce) }
+        let back = first.client("pager", version: .v5, cleanStart: false, sessionExpiry: 600)
+        let inbox = Inbox(back.messages)
+        _ = try await back.connect()
+        let received = try await inbox.take(300)
+        XCTAssertEqual(received.map(\.text), (0..<300).map { "\($0)" })
+        try await back.disconnect()
+        for number in 300..<600 { _ = try await publisher.publish(to: "page/t", payload: "\(number)", qos: .atLeastOnce) }
+        try await publisher.disconnect()
+        await first.server.shutdown()
+
+        let second = try await startBroker(settings: settings)
+        let again = second.client("pager", version: .v5, cleanStart: false, sessionExpiry: 600)
+        let inbox2 = Inbox(again.messages)
+        let ack = try await again.connect()
+        XCTAssertTrue(ack.sessionPresent)
+        let rest = try await inbox2.take(300)
+        XCTAssertEqual(rest.map(\.text), (300..<600).map { "\($0)" }, "loaded 10, the rest paged in, in order")
+        try await again.disconnect()
+        await second.server.shutdown()
     }
 
     func testSessionQueueAndRetainedSurviveARestart_v311() async throws { try await sessionSurvives(.v3_1_1) }

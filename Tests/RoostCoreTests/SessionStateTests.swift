@@ -154,3 +154,71 @@ final class SessionStateTests: XCTestCase {
         XCTAssertEqual(state.queue.map(\.message.topic), ["4", "5"])
     }
 }
+
+/// Paging of stored deliveries: beyond `memoryQueueLimit` they live on disk only and come back
+/// in order, a page at a time.
+final class SessionStatePagingTests: XCTestCase {
+    private func delivery(_ text: String) -> QueuedDelivery {
+        let message = Message(
+            topic: "p", payload: ByteBuffer(string: text), qos: .atLeastOnce, retain: false, properties: Properties(),
+            expiresAt: nil, publisherID: 0)
+        return QueuedDelivery(message: message, qos: .atLeastOnce, retain: false, subscriptionIDs: [])
+    }
+
+    func testDeliveriesBeyondTheMemoryLimitWaitOnDiskAndComeBackInOrder() {
+        var state = SessionState(receiveMaximum: 10, maxQueuedMessages: 0)
+        state.memoryQueueLimit = 4
+        for number in 0..<10 { XCTAssertNil(state.enqueue(delivery("\(number)"), online: false, stored: true)) }
+        XCTAssertEqual(state.queuedCount, 4)
+        XCTAssertEqual(state.spilledCount, 6)
+        XCTAssertEqual(state.spillFromSeq, 5)
+        XCTAssertFalse(state.wantsPageIn, "the queue in memory is still full")
+        // A QoS 1 message is not stored without the flag: it stays in memory.
+        var taken: [String] = []
+        while let next = state.next(now: 0) { taken.append(String(buffer: next.delivery.message.payload)) }
+        XCTAssertEqual(taken, ["0", "1", "2", "3"])
+        XCTAssertTrue(state.wantsPageIn)
+        // The store returns seq 5... (the disk rows), in order.
+        let page = (5...7).map { seq -> QueuedDelivery in
+            var d = delivery("\(seq - 1)")
+            d.seq = UInt64(seq)
+            return d
+        }
+        state.pageInPending = true
+        state.pageIn(page, epoch: state.spillEpoch)
+        XCTAssertEqual(state.spilledCount, 3)
+        XCTAssertEqual(state.spillFromSeq, 8)
+        XCTAssertEqual(state.queuedCount, 3)
+        // New deliveries keep going to disk while some wait there (order).
+        XCTAssertNil(state.enqueue(delivery("10"), online: true, stored: true))
+        XCTAssertEqual(state.spilledCount, 4)
+    }
+
+    func testLimitsCountWhatWaitsOnDisk() {
+        var state = SessionState(maxQueuedMessages: 5)
+        state.memoryQueueLimit = 2
+        for number in 0..<5 { XCTAssertNil(state.enqueue(delivery("\(number)"), online: false, stored: true)) }
+        XCTAssertEqual(state.enqueue(delivery("5"), online: false, stored: true), .queueFull)
+    }
+
+    func testAPageFromBeforeACleanStartIsThrownAway() {
+        var state = SessionState(maxQueuedMessages: 0)
+        state.memoryQueueLimit = 1
+        for number in 0..<3 { XCTAssertNil(state.enqueue(delivery("\(number)"), online: false, stored: true)) }
+        let epoch = state.spillEpoch
+        state.reset()
+        var stale = delivery("old")
+        stale.seq = 2
+        state.pageIn([stale], epoch: epoch)
+        XCTAssertEqual(state.queuedCount, 0)
+        XCTAssertEqual(state.spilledCount, 0)
+    }
+
+    func testAnEmptyPageClearsTheCountSoNothingWaitsForever() {
+        var state = SessionState(maxQueuedMessages: 0)
+        state.memoryQueueLimit = 1
+        for number in 0..<3 { XCTAssertNil(state.enqueue(delivery("\(number)"), online: false, stored: true)) }
+        state.pageIn([], epoch: state.spillEpoch)
+        XCTAssertEqual(state.spilledCount, 0)
+    }
+}

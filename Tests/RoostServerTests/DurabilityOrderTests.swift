@@ -18,7 +18,11 @@ final class ManualStore: DurableStore, @unchecked Sendable {
     private let state = Mutex(State())
     let failing = Atomic<Bool>(false)
 
-    func load() throws -> StoredState { StoredState() }
+    func load(memoryQueueLimit: Int) throws -> StoredState { StoredState() }
+
+    func readQueue(sessionID: Int, fromSeq: UInt64, limit: Int, _ completion: @escaping @Sendable ([QueuedDelivery]) -> Void) {
+        completion([])
+    }
 
     func submit(_ change: StoreChange) -> UInt64 {
         state.withLock { state in
