@@ -144,6 +144,8 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
         case .off: synchronous = "OFF"
         }
         try database.execute("PRAGMA synchronous = \(synchronous)", "setting synchronous")
+        // After a checkpoint the log is cut back to 64 MB instead of keeping its largest size.
+        try database.execute("PRAGMA journal_size_limit = 67108864", "limiting the log size")
         try Schema.migrate(database, from: version)
         return database
     }

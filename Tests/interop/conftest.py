@@ -118,7 +118,8 @@ def mosquitto_binary():
 
 
 class Broker:
-    def __init__(self, kind, workdir, options):
+    def __init__(self, kind, workdir, options, extra_args=()):
+        """extra_args: more roost CLI arguments (e.g. ["--data-dir", DIR]); roost only."""
         self.kind = kind
         self.host = "127.0.0.1"
         self.port = free_port()
@@ -127,6 +128,10 @@ class Broker:
         self.log_path = self.workdir / ("%s.log" % kind)
         self.proc = None
         self.command = None
+        self.extra_args = [str(arg) for arg in extra_args]
+        self.starts = 0
+        if self.extra_args and kind != "roost":
+            raise pytest.UsageError("extra_args are roost CLI arguments, not for %s" % kind)
 
     def _command(self):
         if self.kind == "roost":
@@ -137,7 +142,7 @@ class Broker:
             cmd = [str(binary), "serve", "--listen", "%s:%d" % (self.host, self.port)]
             for name, value in self.options.items():
                 cmd += [BROKER_OPTIONS[name][0], str(value)]
-            return cmd
+            return cmd + self.extra_args
         binary = mosquitto_binary()
         if not binary:
             support.missing("mosquitto", "apt-get install -y mosquitto")
@@ -157,7 +162,9 @@ class Broker:
 
     def start(self):
         self.command = self._command()
-        self._log = open(self.log_path, "wb")
+        # A restart appends to the log of the earlier run(s).
+        self._log = open(self.log_path, "ab" if self.starts else "wb")
+        self.starts += 1
         self._log.write(("$ %s\n" % " ".join(self.command)).encode())
         self._log.flush()
         self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=self._log,
@@ -182,8 +189,9 @@ class Broker:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
+        """SIGTERM (SIGKILL after 5 s); returns the exit code (None if never started)."""
         if self.proc is None:
-            return
+            return None
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -192,6 +200,24 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait(5)
         self._log.close()
+        return self.proc.returncode
+
+    def kill(self):
+        """SIGKILL (no shutdown at all) and reap; returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+    def restart(self):
+        """Start again with the same command, port and work dir, after stop() or kill()."""
+        if self.alive():
+            raise RuntimeError("restart() while the broker still runs; stop() or kill() it first")
+        self._log.close()
+        return self.start()
 
     def log_tail(self, lines=150):
         try:
