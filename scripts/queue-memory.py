@@ -113,7 +113,9 @@ def main():
                     peak = max(peak, rss_mb(broker.pid))
             elapsed = time.time() - started
             time.sleep(1)
-            db = sum(os.path.getsize(os.path.join(data, f)) for f in os.listdir(data))
+            files = {f: os.path.getsize(os.path.join(data, f)) for f in os.listdir(data)}
+            print("data dir: " + ", ".join("%s %d MB" % (f, n // 1_000_000) for f, n in sorted(files.items())))
+            db = sum(files.values())
             print("queued %d x %d B (%.0f MB) in %.1f s: broker RSS %d MB (peak seen %d MB), data dir %d MB"
                   % (count, size, count * size / 1e6, elapsed, rss_mb(broker.pid), peak, db // 1_000_000))
             pub.close()

@@ -56,7 +56,7 @@ final class OpenErrorTests: StoreTestCase {
         XCTAssertEqual(error, .newerSchema(path: path, found: 99, supported: Schema.version))
         XCTAssertEqual(
             error?.description,
-            "\(path) has schema version 99, written by a newer roost; this roost reads up to version 1: run the newer roost, or move the file aside")
+            "\(path) has schema version 99, written by a newer roost; this roost reads up to version \(Schema.version): run the newer roost, or move the file aside")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), before)
         XCTAssertEqual(storeError { _ = try SQLiteStore.dump(directory: self.dataDirectory) }, error)
     }
@@ -81,8 +81,36 @@ final class OpenErrorTests: StoreTestCase {
         XCTAssertEqual(sqlite3_open_v2(dataDirectory + "/roost.db", &handle, SQLITE_OPEN_READONLY, nil), SQLITE_OK)
         defer { sqlite3_close(handle) }
         let database = RawDatabase(handle: handle)
-        XCTAssertEqual(database.single("PRAGMA user_version"), "1")
+        XCTAssertEqual(database.single("PRAGMA user_version"), "\(Schema.version)")
         XCTAssertEqual(database.single("PRAGMA journal_mode"), "wal")
+    }
+
+    /// A version 1 file (queue WITHOUT ROWID) with a queued message is migrated to the current
+    /// schema on open, and the message survives.
+    func testAVersion1DatabaseIsMigratedWithItsRows() throws {
+        let store = try open()
+        store.submit(.putSession(SessionRecord(id: 1, clientID: "old", expiryInterval: 60)))
+        store.submit(.enqueue(sessionID: 1, delivery: delivery(message("kept/1"), seq: 1)))
+        store.close()
+        // Put the file back to version 1: the queue as it was then.
+        var handle: OpaquePointer?
+        XCTAssertEqual(sqlite3_open(dataDirectory + "/roost.db", &handle), SQLITE_OK)
+        let downgrade = """
+            CREATE TABLE queue_v1 (session_id INTEGER NOT NULL, seq INTEGER NOT NULL, message BLOB NOT NULL,
+                expires_at INTEGER, qos INTEGER NOT NULL, retain INTEGER NOT NULL, subscription_ids BLOB,
+                shared_group TEXT, packet_id INTEGER NOT NULL DEFAULT 0, released INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (session_id, seq)) WITHOUT ROWID;
+            INSERT INTO queue_v1 SELECT session_id, seq, message, expires_at, qos, retain, subscription_ids,
+                shared_group, packet_id, released FROM queue;
+            DROP TABLE queue; ALTER TABLE queue_v1 RENAME TO queue; PRAGMA user_version = 1;
+            """
+        XCTAssertEqual(sqlite3_exec(handle, downgrade, nil, nil, nil), SQLITE_OK)
+        sqlite3_close(handle)
+
+        let migrated = try open()
+        defer { migrated.close() }
+        XCTAssertEqual(try migrated.load(memoryQueueLimit: 0).queues[1]?.map(\.delivery.message.topic), ["kept/1"])
+        XCTAssertEqual(try SQLiteStore.inspect(directory: dataDirectory).schemaVersion, Schema.version)
     }
 }
 

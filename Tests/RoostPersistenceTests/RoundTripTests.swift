@@ -174,7 +174,7 @@ final class RoundTripTests: StoreTestCase {
         waitDurable(store)
 
         let inspection = try SQLiteStore.inspect(directory: dataDirectory)
-        XCTAssertEqual(inspection.schemaVersion, 1)
+        XCTAssertEqual(inspection.schemaVersion, Schema.version)
         XCTAssertEqual(inspection.sessions, 2)
         XCTAssertEqual(inspection.sessionsOnline, 1)
         XCTAssertEqual(inspection.subscriptions, 1)
