@@ -15,6 +15,9 @@ public struct BrokerSettings: Sendable, Equatable {
     /// Stored (QoS 1/2, persistent) deliveries kept in memory per session; the rest wait on
     /// disk and are read back as the queue drains. 0: keep everything in memory.
     public var queueMemoryLimit: Int = 1000
+    /// With the durable store: above this many retained messages, they are kept on disk only
+    /// and read back on SUBSCRIBE. 0: always in memory.
+    public var retainedMemoryLimit: Int = 100_000
     /// Whether QoS 0 messages are queued for offline persistent sessions.
     public var queueQoS0Messages: Bool = false
     /// Topic aliases a client may use towards the broker (MQTT 5 Topic Alias Maximum).

@@ -78,6 +78,10 @@ public enum StoreChange: Sendable {
     /// Sets the retained message of `message.topic`.
     case putRetained(Message)
     case deleteRetained(topic: String)
+    /// Writes nothing: reads the unexpired retained messages matching `filter` (at most
+    /// `limit`) as of this point in the order of changes, and hands them to `deliver` (on the
+    /// store's thread) once the batch is committed. For retained messages kept on disk only.
+    case readRetained(filter: String, limit: Int, deliver: @Sendable ([Message]) -> Void)
 }
 
 /// Everything a store holds, as loaded at start.
@@ -95,6 +99,9 @@ public struct StoredState: Sendable {
     public var expiredWills: [(sessionID: Int, will: Will)] = []
     /// Per session id: queued deliveries left on disk by `load(memoryQueueLimit:)`.
     public var spilled: [Int: SpilledQueue] = [:]
+    /// More retained messages than `retainedMemoryLimit`: none were read (`retained` is empty);
+    /// they stay on disk and are read with `.readRetained`.
+    public var retainedOnDisk = false
 
     public init() {}
 }
@@ -134,11 +141,14 @@ public struct StoreStatistics: Sendable, Equatable {
     public var rowsWritten: Int
     /// Transactions committed.
     public var commits: Int
+    /// Retained messages on disk.
+    public var retained: Int
 
-    public init(changes: Int = 0, rowsWritten: Int = 0, commits: Int = 0) {
+    public init(changes: Int = 0, rowsWritten: Int = 0, commits: Int = 0, retained: Int = 0) {
         self.changes = changes
         self.rowsWritten = rowsWritten
         self.commits = commits
+        self.retained = retained
     }
 }
 
@@ -149,7 +159,9 @@ public protocol DurableStore: AnyObject, Sendable {
     /// back in the broker's monotonic clock. Called once, before the broker serves.
     /// `memoryQueueLimit` > 0: per session, only that many queued deliveries (plus those in
     /// flight) are read; the rest are counted in `spilled` and read later with `readQueue`.
-    func load(memoryQueueLimit: Int) throws -> StoredState
+    /// `retainedMemoryLimit` > 0: with more retained messages than that, none are read
+    /// (`retainedOnDisk`).
+    func load(memoryQueueLimit: Int, retainedMemoryLimit: Int) throws -> StoredState
 
     /// Reads up to `limit` queued deliveries of a session that were never sent, with
     /// `seq >= fromSeq`, in order, once everything submitted so far is durable; calls

@@ -115,9 +115,46 @@ public struct SessionState: Sendable {
         return nil
     }
 
+    // MARK: Barriers (retained messages read from disk)
+
+    /// The stand-in message of a barrier: a place in the queue where retained messages that are
+    /// being read from disk will go. Nothing behind it is sent before they are in place, so a
+    /// newer message on the same topic can never overtake the retained one.
+    public static let barrierMessage = Message(
+        topic: "", payload: ByteBuffer(), qos: .atMostOnce, retain: false, properties: Properties(), expiresAt: nil,
+        publisherID: -1)
+    private var lastBarrier = 0
+
+    /// Appends a barrier and returns its id.
+    public mutating func addBarrier() -> Int {
+        lastBarrier += 1
+        queue.append(QueuedDelivery(message: Self.barrierMessage, qos: .atMostOnce, retain: false, subscriptionIDs: [lastBarrier]))
+        return lastBarrier
+    }
+
+    /// Replaces barrier `id` with `deliveries` (numbered for the store when `stored`), and
+    /// returns what was put in its place; nothing if the barrier is gone (clean start).
+    public mutating func fillBarrier(_ id: Int, with deliveries: [QueuedDelivery], stored: Bool) -> [QueuedDelivery] {
+        guard let index = queue.firstIndex(where: { $0.message === Self.barrierMessage && $0.subscriptionIDs.first == id }) else {
+            return []
+        }
+        var placed: [QueuedDelivery] = []
+        placed.reserveCapacity(deliveries.count)
+        for var delivery in deliveries {
+            if stored && delivery.qos != .atMostOnce {
+                delivery.seq = nextSeq
+                nextSeq += 1
+            }
+            queuedBytes += delivery.message.size
+            placed.append(delivery)
+        }
+        queue.replaceSubrange(index..<queue.index(after: index), with: placed)
+        return placed
+    }
+
     /// True when the next queued message may be sent now (QoS 0 always; QoS 1/2 within the window).
     public var canSendNext: Bool {
-        guard let first = queue.first else { return false }
+        guard let first = queue.first, first.message !== Self.barrierMessage else { return false }
         return first.qos == .atMostOnce || inflight.count < receiveMaximum
     }
 
@@ -125,6 +162,7 @@ public struct SessionState: Sendable {
     /// in-flight window. Expired messages are skipped and reported through `dropped`.
     public mutating func next(now: UInt64, dropped: (QueuedDelivery, DropReason) -> Void = { _, _ in }) -> (packetID: UInt16, delivery: QueuedDelivery)? {
         while let first = queue.first {
+            if first.message === Self.barrierMessage { return nil }
             if first.message.isExpired(at: now) {
                 queue.removeFirst()
                 queuedBytes -= first.message.size

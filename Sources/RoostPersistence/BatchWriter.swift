@@ -27,6 +27,15 @@ final class BatchWriter {
     private let removeInbound: Statement
     private let putRetained: Statement
     private let deleteRetained: Statement
+    private let retainedExists: Statement
+    private let retainedInRange: Statement
+    private let allRetained: Statement
+    /// Rows in `retained` (kept up to date by every batch).
+    var retainedRows = 0
+    /// Reads done within the batch, handed over once it is committed.
+    var afterCommit: [() -> Void] = []
+    /// Wall-clock ms of the batch being applied (what "expired" means for reads).
+    var wallNow: Int64 = 0
     /// Messages are encoded here before they are bound (SQLite copies them).
     private var scratch = ByteBuffer()
 
@@ -51,6 +60,10 @@ final class BatchWriter {
         removeInbound = try database.prepare(Schema.SQL.removeInbound)
         putRetained = try database.prepare(Schema.SQL.putRetained)
         deleteRetained = try database.prepare(Schema.SQL.deleteRetained)
+        retainedExists = try database.prepare(Schema.SQL.retainedExists)
+        retainedInRange = try database.prepare(Schema.SQL.retainedInRange)
+        allRetained = try database.prepare(Schema.SQL.allRetained)
+        retainedRows = Int(try database.integer(Schema.SQL.countRetained, "counting retained messages") ?? 0)
     }
 
     /// Finalizes the statements and closes the database (checkpointing the WAL).
@@ -58,7 +71,7 @@ final class BatchWriter {
         for statement in [
             begin, commit, rollback, putSession, otherSessionOfClient, deleteSession, deleteSubscriptionsOfSession,
             deleteQueueOfSession, deleteInboundOfSession, putSubscription, deleteSubscription, enqueue, sent, released,
-            dequeue, addInbound, removeInbound, putRetained, deleteRetained,
+            dequeue, addInbound, removeInbound, putRetained, deleteRetained, retainedExists, retainedInRange, allRetained,
         ] {
             statement.finalize()
         }
@@ -82,12 +95,20 @@ final class BatchWriter {
     /// Applies `operations` in one transaction and returns the rows written.
     /// `wallOffset` turns the broker's clock into wall-clock milliseconds (`wall = clock + offset`).
     func apply(_ operations: [Operation], wallOffset: Int64) throws(StoreError) -> Int {
-        try transaction { () throws(StoreError) -> Int in
-            var rows = 0
-            for operation in operations {
-                rows += try apply(operation, wallOffset: wallOffset)
+        let retainedBefore = retainedRows
+        afterCommit.removeAll()
+        do throws(StoreError) {
+            return try transaction { () throws(StoreError) -> Int in
+                var rows = 0
+                for operation in operations {
+                    rows += try apply(operation, wallOffset: wallOffset)
+                }
+                return rows
             }
-            return rows
+        } catch {
+            retainedRows = retainedBefore
+            afterCommit.removeAll()
+            throw error
         }
     }
 
@@ -151,6 +172,10 @@ final class BatchWriter {
         case .putRetained(let message):
             scratch.clear()
             RecordCoding.encode(message, into: &scratch)
+            retainedExists.reset()
+            retainedExists.bind(1, message.topic)
+            if !(try retainedExists.step("looking up a retained message")) { retainedRows += 1 }
+            retainedExists.reset()
             putRetained.reset()
             putRetained.bind(1, message.topic)
             putRetained.bind(2, scratch)
@@ -159,8 +184,50 @@ final class BatchWriter {
         case .deleteRetained(let topic):
             deleteRetained.reset()
             deleteRetained.bind(1, topic)
-            return try deleteRetained.run("deleting a retained message")
+            let rows = try deleteRetained.run("deleting a retained message")
+            retainedRows -= rows
+            return rows
+        case .readRetained(let filter, let limit, let deliver):
+            let messages = try readRetained(filter: filter, limit: limit, wallOffset: wallOffset)
+            afterCommit.append { deliver(messages) }
+            return 0
         }
+    }
+
+    /// The unexpired retained messages matching `filter`: a range scan over the filter's literal
+    /// prefix (everything before its first wildcard), then the full match.
+    private func readRetained(filter: String, limit: Int, wallOffset: Int64) throws(StoreError) -> [Message] {
+        var prefix = Substring(filter)
+        if let wildcard = filter.firstIndex(where: { $0 == "+" || $0 == "#" }) { prefix = filter[..<wildcard] }
+        let statement: Statement
+        if prefix.isEmpty {
+            statement = allRetained
+            statement.reset()
+            statement.bind(1, wallNow)
+        } else {
+            statement = retainedInRange
+            statement.reset()
+            statement.bind(1, String(prefix))
+            // The smallest string above every string that starts with the prefix.
+            statement.bind(2, String(prefix) + "\u{10FFFF}")
+            statement.bind(3, wallNow)
+        }
+        defer { statement.reset() }
+        var messages: [Message] = []
+        while messages.count < limit, try statement.step("reading retained messages") {
+            let topic = statement.text(0)
+            guard Topic.matches(filter: filter, name: topic) else { continue }
+            do throws(DecodeFailure) {
+                let expiresAt = statement.optionalInt64(2).map { wall -> UInt64 in
+                    let deadline = wall - wallOffset
+                    return deadline <= 0 ? 0 : UInt64(deadline)
+                }
+                messages.append(try RecordCoding.decodeMessage(statement.blob(1) ?? ByteBuffer(), expiresAt: expiresAt))
+            } catch {
+                throw .corrupt(path: database.path, detail: "the retained message of \(topic) does not decode: \(error.detail)")
+            }
+        }
+        return messages
     }
 
     private func write(_ record: SessionRecord) throws(StoreError) -> Int {

@@ -64,6 +64,7 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
     private let failing = Atomic<Bool>(false)
     private let rowCount = Atomic<Int>(0)
     private let batchCount = Atomic<Int>(0)
+    private let retainedCount = Atomic<Int>(0)
 
     /// True while commits fail; see the type's documentation.
     public var isFailing: Bool { failing.load(ordering: .relaxed) }
@@ -75,7 +76,9 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
     public var lastTicket: UInt64 { state.withLock { issued } }
 
     public var statistics: StoreStatistics {
-        StoreStatistics(changes: Int(lastTicket), rowsWritten: rowsWritten, commits: batchesCommitted)
+        StoreStatistics(
+            changes: Int(lastTicket), rowsWritten: rowsWritten, commits: batchesCommitted,
+            retained: retainedCount.load(ordering: .relaxed))
     }
 
     /// Opens (creating if needed) the store in `directory`, which is created if missing.
@@ -309,30 +312,40 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
     /// Applies `operations` in one transaction; an empty batch (everything elided) writes nothing.
     private func commit(_ operations: [Operation]) -> Result<Void, StoreError> {
         if operations.isEmpty { return .success(()) }
-        let offset = wallClock() - Int64(clamping: clock())
-        return databaseLock.withLock { () -> Result<Void, StoreError> in
+        let wallNow = wallClock()
+        let offset = wallNow - Int64(clamping: clock())
+        var reads: [() -> Void] = []
+        let result = databaseLock.withLock { () -> Result<Void, StoreError> in
             guard let writer else { return .failure(.closed(path: databasePath)) }
             do throws(StoreError) {
+                writer.wallNow = wallNow
                 let rows = try writer.apply(operations, wallOffset: offset)
                 rowCount.add(rows, ordering: .relaxed)
                 batchCount.add(1, ordering: .relaxed)
+                retainedCount.store(writer.retainedRows, ordering: .relaxed)
+                reads = writer.afterCommit
+                writer.afterCommit.removeAll()
                 return .success(())
             } catch {
                 return .failure(error)
             }
         }
+        // Reads made within the batch go out once it is committed, with no lock held.
+        for read in reads { read() }
+        return result
     }
 
     // MARK: Load
 
     /// Removes what expired while the broker was down (sessions with their rows, queued and
     /// retained messages), then reads everything back with expiry in the broker's clock.
-    public func load(memoryQueueLimit: Int = 0) throws(StoreError) -> StoredState {
+    public func load(memoryQueueLimit: Int = 0, retainedMemoryLimit: Int = 0) throws(StoreError) -> StoredState {
         let now = wallClock()
         let clockNow = clock()
         let offset = now - Int64(clamping: clockNow)
         var expiredWills: [(sessionID: Int, will: Will)] = []
         var spilled: [Int: SpilledQueue] = [:]
+        var retainedOnDisk = false
         let dump = try databaseLock.withLock { () throws(StoreError) -> StoreDump in
             guard let writer else { throw .closed(path: databasePath) }
             try writer.transaction { () throws(StoreError) in
@@ -360,10 +373,14 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
                 try database.execute("DELETE FROM retained WHERE expires_at <= \(now)", "removing expired retained messages")
             }
             let limit = memoryQueueLimit > 0 ? memoryQueueLimit : nil
+            let retainedRows = Int(try writer.database.integer("SELECT COUNT(*) FROM retained", "counting retained messages") ?? 0)
+            retainedCount.store(retainedRows, ordering: .relaxed)
+            writer.retainedRows = retainedRows
+            retainedOnDisk = retainedMemoryLimit > 0 && retainedRows > retainedMemoryLimit
             let dump = try StoreReader.read(writer.database, clock: { wall in
                 let deadline = wall - offset
                 return deadline <= 0 ? 0 : UInt64(deadline)
-            }, queueLimit: limit)
+            }, queueLimit: limit, retained: !retainedOnDisk)
             if let limit {
                 let summary = try writer.database.prepare(
                     """
@@ -392,6 +409,7 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
         stored.retained = dump.retained.map(\.message)
         stored.expiredWills = expiredWills
         stored.spilled = spilled
+        stored.retainedOnDisk = retainedOnDisk
         return stored
     }
 

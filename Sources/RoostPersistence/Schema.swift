@@ -127,5 +127,13 @@ enum Schema {
         static let removeInbound = "DELETE FROM inbound WHERE session_id = ?1 AND packet_id = ?2"
         static let putRetained = "INSERT OR REPLACE INTO retained (topic, message, expires_at) VALUES (?1, ?2, ?3)"
         static let deleteRetained = "DELETE FROM retained WHERE topic = ?1"
+        static let retainedExists = "SELECT 1 FROM retained WHERE topic = ?1"
+        static let countRetained = "SELECT COUNT(*) FROM retained"
+        /// Retained messages in a topic range (the literal prefix of a filter), unexpired at ?3.
+        static let retainedInRange = """
+            SELECT topic, message, expires_at FROM retained
+            WHERE topic >= ?1 AND topic < ?2 AND (expires_at IS NULL OR expires_at > ?3) ORDER BY topic
+            """
+        static let allRetained = "SELECT topic, message, expires_at FROM retained WHERE (expires_at IS NULL OR expires_at > ?1) ORDER BY topic"
     }
 }

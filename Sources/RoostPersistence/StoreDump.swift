@@ -42,7 +42,7 @@ enum StoreReader {
     ///
     /// `queueLimit`: per session, only the first `queueLimit` queued rows (by `seq`) and the rows
     /// that were sent (in flight) are read; the rest stay on disk (paged in later).
-    static func read(_ database: Database, clock: (Int64) -> UInt64?, queueLimit: Int? = nil) throws(StoreError) -> StoreDump {
+    static func read(_ database: Database, clock: (Int64) -> UInt64?, queueLimit: Int? = nil, retained readRetained: Bool = true) throws(StoreError) -> StoreDump {
         var dump = StoreDump()
         var index: [Int: Int] = [:]
 
@@ -105,6 +105,7 @@ enum StoreReader {
             dump.sessions[position].inbound.append(UInt16(clamping: inbound.int64(1)))
         }
 
+        guard readRetained else { return dump }
         let retained = try database.prepare("SELECT topic, message, expires_at FROM retained ORDER BY topic")
         defer { retained.finalize() }
         while try retained.step("reading retained messages") {

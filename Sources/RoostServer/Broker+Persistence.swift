@@ -27,6 +27,32 @@ extension Broker {
         session.locked.withLock { $0.keep(timer, generation: generation) }
     }
 
+    /// Retained messages kept on disk only: reads those matching `filter` into the place of a
+    /// barrier in the session's queue (added now, so that nothing routed to the new
+    /// subscription from here on overtakes them), then wakes the owner.
+    func deliverRetainedFromDisk(to session: Session, filter: String, qos: QoS, subscriptionID: Int?) {
+        guard let store else { return }
+        let barrier = session.locked.withLock { $0.state.addBarrier() }
+        let stats = self.stats
+        store.submit(.readRetained(filter: filter, limit: SessionState.retainedBacklogLimit) { messages in
+            let now = self.now()
+            let deliveries = messages.filter { !$0.isExpired(at: now) }.map { message in
+                QueuedDelivery(message: message, qos: min(qos, message.qos), retain: true, subscriptionIDs: subscriptionID.map { [$0] } ?? [])
+            }
+            let owner = session.locked.withLock { inner -> Connection? in
+                let placed = inner.state.fillBarrier(barrier, with: deliveries, stored: inner.persisted)
+                for delivery in placed where delivery.seq != 0 {
+                    store.submit(.enqueue(sessionID: session.id, delivery: delivery))
+                }
+                if placed.count < deliveries.count { stats.dropped(.queueFull) }
+                guard let owner = inner.owner, !inner.drainScheduled else { return nil }
+                inner.drainScheduled = true
+                return owner
+            }
+            if let owner { owner.eventLoop.execute { owner.drain() } }
+        })
+    }
+
     /// Puts back what the store held, before any listener opens: sessions (offline, with their
     /// subscriptions, queues, in-flight messages and inbound QoS 2 ids), expiry and will timers,
     /// and retained messages. A session whose client was connected when the broker stopped
@@ -114,12 +140,16 @@ extension Broker {
         retained.withLock { tree in
             for message in stored.retained { tree.set(name: message.topic, value: message) }
         }
-        if !stored.sessions.isEmpty || !stored.retained.isEmpty {
+        if stored.retainedOnDisk {
+            retainedOnDisk.store(true, ordering: .relaxed)
+            logger.info("retained messages exceed retained_memory_limit: kept on disk only", metadata: ["limit": "\(settings.retainedMemoryLimit)"])
+        }
+        if !stored.sessions.isEmpty || !stored.retained.isEmpty || stored.retainedOnDisk {
             logger.info(
                 "restored from the store",
                 metadata: [
                     "sessions": "\(stored.sessions.count)", "queued_messages": "\(restoredMessages)",
-                    "retained": "\(stored.retained.count)",
+                    "retained": "\(stored.retainedOnDisk ? "on disk" : "\(stored.retained.count)")",
                 ])
         }
         for (sessionID, will) in stored.expiredWills {

@@ -14,6 +14,9 @@ public final class Broker: Sendable {
     let stats = BrokerStats()
     let router = Router()
     let retained = Mutex(RetainedTree<Message>())
+    /// Set once retained messages outnumber `retained_memory_limit` (with a store): from then
+    /// on they live on disk only (`$SYS` ones excepted) and SUBSCRIBE reads them from the store.
+    let retainedOnDisk = Atomic<Bool>(false)
     let sessions = Mutex([String: Session]())
     let connections = Mutex([ObjectIdentifier: Connection]())
     let nextSessionID = Atomic<Int>(1)
@@ -70,7 +73,10 @@ public final class Broker: Sendable {
     }
 
     var sessionCount: Int { sessions.withLock { $0.count } }
-    var retainedCount: Int { retained.withLock { $0.count } }
+    var retainedCount: Int {
+        if retainedOnDisk.load(ordering: .relaxed), let store { return store.statistics.retained }
+        return retained.withLock { $0.count }
+    }
 
     // MARK: Routing
 
@@ -79,15 +85,29 @@ public final class Broker: Sendable {
     @discardableResult
     func storeRetained(_ message: Message) -> Bool {
         let durable = store != nil && !message.topic.hasPrefix("$SYS")
-        retained.withLock { tree -> Void in
+        let onDisk = durable && retainedOnDisk.load(ordering: .relaxed)
+        let spill = retained.withLock { tree -> Bool in
             // Under the tree's lock, so that the store sees changes of one topic in order.
             if message.payload.readableBytes == 0 {
-                tree.remove(name: message.topic)
+                if !onDisk { tree.remove(name: message.topic) }
                 if durable { store!.submit(.deleteRetained(topic: message.topic)) }
             } else {
-                tree.set(name: message.topic, value: message)
+                if !onDisk { tree.set(name: message.topic, value: message) }
                 if durable { store!.submit(.putRetained(message)) }
             }
+            guard durable, !onDisk, settings.retainedMemoryLimit > 0, tree.count > settings.retainedMemoryLimit else { return false }
+            // Too many to keep in memory: from now on they live on disk only (they are all
+            // there already); the tree keeps the broker's own `$SYS` topics.
+            var kept = RetainedTree<Message>()
+            tree.forEachMatch(filter: "$SYS/#") { name, value in _ = kept.set(name: name, value: value) }
+            tree = kept
+            retainedOnDisk.store(true, ordering: .relaxed)
+            return true
+        }
+        if spill {
+            logger.notice(
+                "retained messages exceed retained_memory_limit: they are kept on disk only from now on",
+                metadata: ["limit": "\(settings.retainedMemoryLimit)"])
         }
         return durable
     }

@@ -14,6 +14,8 @@ extension Connection {
         var codes: [ReasonCode] = []
         codes.reserveCapacity(subscribe.subscriptions.count)
         var retainedToSend: [QueuedDelivery] = []
+        var retainedToRead: [(filter: String, qos: QoS)] = []
+        let retainedOnDisk = broker.retainedOnDisk.load(ordering: .relaxed)
         let now = broker.now()
         let store = broker.store
         var stored = false
@@ -67,6 +69,7 @@ extension Connection {
             guard shared == nil else { continue }
             let wantsRetained = subscription.retainHandling == .sendAlways || (subscription.retainHandling == .sendIfNew && isNew)
             guard wantsRetained else { continue }
+            if retainedOnDisk && !filter.hasPrefix("$") { retainedToRead.append((filter, granted)) }
             broker.retained.withLock { tree in
                 tree.forEachMatch(filter: filter) { _, message in
                     guard !message.isExpired(at: now) else { return }
@@ -80,6 +83,9 @@ extension Connection {
         // SUBACK promises the subscription is kept: it waits until the store has it.
         if stored { holdOutput() }
         send(.suback(SubAck(packetID: subscribe.packetID, reasonCodes: codes)))
+        for (filter, qos) in retainedToRead {
+            broker.deliverRetainedFromDisk(to: session, filter: filter, qos: qos, subscriptionID: subscriptionID)
+        }
         guard !retainedToSend.isEmpty else { return }
         for delivery in retainedToSend {
             _ = session.deliver(delivery, stats: broker.stats, store: store, bypassLimits: true)

@@ -31,7 +31,10 @@ public final class Server: Sendable {
         var channels: [Channel] = []
         do {
             // Everything stored comes back before the first client can connect.
-            if let store { broker.restore(try store.load(memoryQueueLimit: settings.queueMemoryLimit), group: group) }
+            if let store {
+                let stored = try store.load(memoryQueueLimit: settings.queueMemoryLimit, retainedMemoryLimit: settings.retainedMemoryLimit)
+                broker.restore(stored, group: group)
+            }
             for listener in listeners {
                 let bootstrap = ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 1024)

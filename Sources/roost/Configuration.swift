@@ -115,6 +115,7 @@ struct ServeConfiguration {
         integer("receive_maximum", 1...65_535, "QoS 1/2 messages in flight per client, each direction", \.receiveMaximum),
         integer("max_queued_messages", 0...100_000_000, "messages queued per session (0: unlimited)", \.maxQueuedMessages),
         integer("max_queued_bytes", 0...Int.max, "bytes queued per session (0: unlimited)", \.maxQueuedBytes),
+        integer("retained_memory_limit", 0...100_000_000, "above this many retained messages they stay on disk only (0: all in memory)", \.retainedMemoryLimit),
         integer("queue_memory_limit", 0...100_000_000, "stored messages kept in memory per session; the rest wait on disk (0: all in memory)", \.queueMemoryLimit),
         boolean("queue_qos0_messages", "queue QoS 0 messages for offline sessions", \.queueQoS0Messages),
         integer("max_topic_alias", 0...65_535, "topic aliases a client may use", \.maxTopicAlias),

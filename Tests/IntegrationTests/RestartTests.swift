@@ -5,7 +5,7 @@ import NIOCore
 import RoostClient
 import RoostCore
 import RoostPersistence
-import RoostServer
+@testable import RoostServer
 import XCTest
 
 /// A broker with the SQLite store, stopped and started again on the same data directory
@@ -26,6 +26,53 @@ final class RestartTests: XCTestCase {
         logger.logLevel = .critical
         let store = try SQLiteStore.open(directory: directory, fsync: .normal, logger: logger, clock: Broker.systemClock)
         return try await TestBroker.start(settings: settings, store: store)
+    }
+
+    /// With `retained_memory_limit` 5, 20 retained messages live on disk only; SUBSCRIBE reads
+    /// the matching ones (wildcards, `$` rules, deletions, expiry), before and after a restart.
+    func testRetainedBeyondTheMemoryLimitAreReadFromDisk() async throws {
+        var settings = integrationSettings()
+        settings.retainedMemoryLimit = 5
+        let first = try await startBroker(settings: settings)
+        let (publisher, _) = try await first.connectedClient("ret-pub", version: .v5)
+        for number in 0..<20 {
+            _ = try await publisher.publish(to: "disk/\(number % 2 == 0 ? "even" : "odd")/\(number)", payload: "\(number)", qos: .atLeastOnce, retain: true)
+        }
+        _ = try await publisher.publish(to: "disk/odd/19", payload: "", qos: .atLeastOnce, retain: true)  // deleted
+        var expiring = Properties()
+        expiring.messageExpiryInterval = 1
+        _ = try await publisher.publish(to: "disk/even/short", payload: "short", qos: .atLeastOnce, retain: true, properties: expiring)
+        XCTAssertTrue(first.server.broker.retainedOnDisk.load(ordering: .relaxed))
+
+        func retained(_ broker: TestBroker, _ filter: String, expect count: Int, fence: String) async throws -> [String] {
+            let (publisherForFence, _) = try await broker.connectedClient("fence-\(UUID().uuidString.prefix(8))", version: .v5)
+            defer { Task { try? await publisherForFence.disconnect() } }
+            let (client, inbox) = try await broker.connectedClient("ret-sub-\(UUID().uuidString.prefix(8))", version: .v5)
+            _ = try await client.subscribe(to: filter, qos: .atLeastOnce)
+            let got = try await inbox.take(count)
+            // Nothing more: a live message on a fresh topic arrives next, not a stray retained one.
+            _ = try await publisherForFence.publish(to: fence, payload: "fence", qos: .atLeastOnce)
+            let extra = try await inbox.takeUntil { $0.text == "fence" }
+            XCTAssertEqual(extra.map(\.text), [], "no extra retained messages for \(filter)")
+            try await client.disconnect()
+            XCTAssertTrue(got.allSatisfy(\.retain))
+            return got.map(\.text).sorted()
+        }
+        let odd = try await retained(first, "disk/odd/+", expect: 9, fence: "disk/odd/fence")
+        XCTAssertEqual(odd, ["1", "11", "13", "15", "17", "3", "5", "7", "9"])
+        let one = try await retained(first, "disk/even/4", expect: 1, fence: "disk/even/4")
+        XCTAssertEqual(one, ["4"])
+        try await Task.sleep(for: .milliseconds(1200))
+        let even = try await retained(first, "disk/even/#", expect: 10, fence: "disk/even/fence")
+        XCTAssertFalse(even.contains("short"), "expired while on disk")
+        try await publisher.disconnect()
+        await first.server.shutdown()
+
+        let second = try await startBroker(settings: settings)
+        XCTAssertTrue(second.server.broker.retainedOnDisk.load(ordering: .relaxed), "not read into memory at start")
+        let all = try await retained(second, "#", expect: 19, fence: "fence")
+        XCTAssertEqual(all.count, 19)
+        await second.server.shutdown()
     }
 
     /// With `queue_memory_limit` 10, a backlog of 300 lives mostly on disk and comes back in

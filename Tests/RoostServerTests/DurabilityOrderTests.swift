@@ -14,11 +14,14 @@ final class ManualStore: DurableStore, @unchecked Sendable {
         var ticket: UInt64 = 0
         var durable: UInt64 = 0
         var waiting: [(UInt64, @Sendable () -> Void)] = []
+        var reads: [@Sendable ([Message]) -> Void] = []
     }
+    /// What a `.readRetained` returns when `commit()` runs.
+    let retainedOnDisk = Mutex<[Message]>([])
     private let state = Mutex(State())
     let failing = Atomic<Bool>(false)
 
-    func load(memoryQueueLimit: Int) throws -> StoredState { StoredState() }
+    func load(memoryQueueLimit: Int, retainedMemoryLimit: Int) throws -> StoredState { StoredState() }
 
     func readQueue(sessionID: Int, fromSeq: UInt64, limit: Int, _ completion: @escaping @Sendable ([QueuedDelivery]) -> Void) {
         completion([])
@@ -27,6 +30,7 @@ final class ManualStore: DurableStore, @unchecked Sendable {
     func submit(_ change: StoreChange) -> UInt64 {
         state.withLock { state in
             state.changes.append(change)
+            if case .readRetained(_, _, let deliver) = change { state.reads.append(deliver) }
             state.ticket += 1
             return state.ticket
         }
@@ -51,12 +55,15 @@ final class ManualStore: DurableStore, @unchecked Sendable {
 
     /// Makes everything submitted so far durable and runs the callbacks that waited for it.
     func commit() {
-        let due = state.withLock { state -> [@Sendable () -> Void] in
+        let (due, reads) = state.withLock { state -> ([@Sendable () -> Void], [@Sendable ([Message]) -> Void]) in
             state.durable = state.ticket
             let due = state.waiting.filter { $0.0 <= state.durable }.map(\.1)
             state.waiting.removeAll { $0.0 <= state.durable }
-            return due
+            defer { state.reads.removeAll() }
+            return (due, state.reads)
         }
+        let messages = retainedOnDisk.withLock { $0 }
+        for read in reads { read(messages) }
         for callback in due { callback() }
     }
 
@@ -79,6 +86,7 @@ final class ManualStore: DurableStore, @unchecked Sendable {
                 case .removeInbound(_, let packetID): return "removeInbound \(packetID)"
                 case .putRetained(let message): return "putRetained \(message.topic)"
                 case .deleteRetained(let topic): return "deleteRetained \(topic)"
+                case .readRetained(let filter, _, _): return "readRetained \(filter)"
                 }
             }
         }
@@ -194,6 +202,29 @@ final class DurabilityOrderTests: XCTestCase {
         XCTAssertEqual(store.takeChanges(), [])
         try publisher.send(.publish(Publish(topic: "f", payload: ByteBuffer(string: "qos0 still flows"))))
         XCTAssertEqual(try subscriber.publishes().map { String(buffer: $0.payload) }, ["qos0 still flows"])
+    }
+
+    /// Retained messages on disk: what is routed to the new subscription while they are read
+    /// waits behind them, so the retained (older) value never arrives after a newer one.
+    func testRetainedReadFromDiskComesBeforeMessagesRoutedMeanwhile() throws {
+        let store = ManualStore()
+        let harness = Harness(store: store)
+        harness.broker.retainedOnDisk.store(true, ordering: .relaxed)
+        store.retainedOnDisk.withLock {
+            $0 = [Message(topic: "state/x", payload: ByteBuffer(string: "old"), qos: .atLeastOnce, retain: true, properties: Properties(), expiresAt: nil, publisherID: 0)]
+        }
+        let subscriber = try connectHeld(harness, store, .v5("reader"))
+        let publisher = try connectHeld(harness, store, .v5("writer"))
+        try subscriber.send(.subscribe(Subscribe(packetID: 1, subscriptions: [Subscription(filter: "state/#", qos: .atLeastOnce)])))
+        XCTAssertEqual(store.takeChanges(), ["readRetained state/#"])
+        guard case .suback? = try subscriber.receive().first else { return XCTFail("SUBACK (nothing stored for a clean session)") }
+        try publisher.send(.publish(Publish(topic: "state/x", payload: ByteBuffer(string: "new"), qos: .atLeastOnce, packetID: 1)))
+        XCTAssertEqual(try subscriber.publishes().count, 0, "the live message waits behind the retained read")
+        store.commit()
+        harness.loop.run()
+        let delivered = try subscriber.publishes()
+        XCTAssertEqual(delivered.map { String(buffer: $0.payload) }, ["old", "new"])
+        XCTAssertEqual(delivered.map(\.retain), [true, false])
     }
 
     func testCleanStartClearsAndDisconnectWithExpiryZeroDeletes() throws {
