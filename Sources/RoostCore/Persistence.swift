@@ -176,6 +176,10 @@ public protocol DurableStore: AnyObject, Sendable {
     /// The ticket of the most recent `submit`.
     var lastTicket: UInt64 { get }
 
+    /// Changes submitted and not yet durable: connections that keep adding to a large backlog
+    /// without waiting for acks (QoS 0 retained floods) stop being read until it shrinks.
+    var backlog: Int { get }
+
     /// Calls `callback` (on the store's own thread) once every change up to `ticket` is durable.
     /// At once if it already is.
     func whenDurable(_ ticket: UInt64, _ callback: @escaping @Sendable () -> Void)

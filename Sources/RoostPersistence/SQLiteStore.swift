@@ -75,6 +75,8 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
 
     public var lastTicket: UInt64 { state.withLock { issued } }
 
+    public var backlog: Int { state.withLock { Int(issued - durable) } }
+
     public var statistics: StoreStatistics {
         StoreStatistics(
             changes: Int(lastTicket), rowsWritten: rowsWritten, commits: batchesCommitted,

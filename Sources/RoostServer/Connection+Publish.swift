@@ -91,7 +91,9 @@ extension Connection {
         let message = Message(
             topic: topic, payload: payload, qos: publish.qos, retain: publish.retain, properties: properties,
             expiresAt: expiresAt, publisherID: session.id)
-        if publish.retain && broker.storeRetained(message) && publish.qos != .atMostOnce { mustHold = true }
+        if publish.retain && broker.storeRetained(message) {
+            if publish.qos == .atMostOnce { unpacedStoreWrites = true } else { mustHold = true }
+        }
 
         let version = broker.router.version.load(ordering: .acquiring)
         if cachedTopic != topic || cachedVersion != version {

@@ -88,6 +88,12 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// True once the last held segment has asked the store for its release; later holds start
     /// a new segment then.
     var lastSegmentWaiting = false
+    /// This read batch wrote to the store without anything that waits for it (QoS 0 retained).
+    var unpacedStoreWrites = false
+    /// Reading is paused until the store's backlog is written.
+    var pausedForStore = false
+    /// Above this many changes waiting for the disk, connections that add unpaced writes pause.
+    static let storeBacklogLimit = 50_000
     private var drainBatch: [(packetID: UInt16, delivery: QueuedDelivery)] = []
 
     init(broker: Broker, eventLoop: EventLoop, logger: Logger) {
@@ -150,6 +156,29 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         }
         flushOutput()
         wakeTargets()
+        if unpacedStoreWrites {
+            unpacedStoreWrites = false
+            pauseIfStoreBacklogged(context)
+        }
+    }
+
+    /// Back-pressure from the disk: a client whose writes nothing acknowledges (QoS 0 retained)
+    /// is not read while more than `storeBacklogLimit` changes wait, so the backlog in memory
+    /// stays bounded whatever the disk's speed.
+    private func pauseIfStoreBacklogged(_ context: ChannelHandlerContext) {
+        guard let store = broker.store, !pausedForStore, store.backlog > Self.storeBacklogLimit else { return }
+        pausedForStore = true
+        context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        let loop = eventLoop
+        store.whenDurable(store.lastTicket) { [weak self] in
+            loop.execute {
+                guard let self, self.pausedForStore else { return }
+                self.pausedForStore = false
+                if let channel = self.context?.channel, channel.isWritable {
+                    channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+                }
+            }
+        }
     }
 
     /// Wakes the connections that got messages from this one. Must run before this connection
@@ -165,7 +194,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         // Read back-pressure: a client that does not read what we send (acks included) is not
         // read from either, until its socket drains.
         let writable = context.channel.isWritable
-        context.channel.setOption(ChannelOptions.autoRead, value: writable).whenFailure { _ in }
+        context.channel.setOption(ChannelOptions.autoRead, value: writable && !pausedForStore).whenFailure { _ in }
         // Not inline: this event can fire inside our own flush.
         if writable { eventLoop.execute { self.drain() } }
         context.fireChannelWritabilityChanged()

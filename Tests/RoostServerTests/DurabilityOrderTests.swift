@@ -38,6 +38,8 @@ final class ManualStore: DurableStore, @unchecked Sendable {
 
     var lastTicket: UInt64 { state.withLock { $0.ticket } }
 
+    var backlog: Int { state.withLock { Int($0.ticket - $0.durable) } }
+
     func whenDurable(_ ticket: UInt64, _ callback: @escaping @Sendable () -> Void) {
         let now = state.withLock { state -> Bool in
             if ticket <= state.durable { return true }
