@@ -1468,3 +1468,25 @@ def test_db_stats_counts(durable, clients, tmp_path):
     counts = {key: _stat(result.stdout, key) for key in ("sessions", "subscriptions", "queued", "retained")}
     assert counts == {"sessions": 2, "subscriptions": 3, "queued": 5, "retained": 2}, \
         "roost db stats printed:\n%s" % result.stdout
+
+
+def test_db_dump_shows_sessions_queues_and_payloads(durable, clients, tmp_path):
+    data = tmp_path / "data"
+    broker = durable(data_dir=data, args=["--sys-interval", "0"])
+    sub = persistent(clients, broker, "dur-dump-sub", V5)
+    sub.subscribe("dump/#", 1)
+    sub.disconnect()
+    p = clients.paho(broker, "dur-dump-pub", V5)
+    p.publish("dump/queued", b"queued-payload-1", qos=1)
+    p.publish("dump/kept", b"retained-payload", qos=1, retain=True)
+    p.disconnect()
+    # A dump reads beside a running broker (WAL readers do not block the writer).
+    result = run_roost("db", "dump", "--data-dir", data, "--payloads")
+    assert result.returncode == 0, "roost db dump: exit %r\n%s%s" % (result.returncode, result.stdout, result.stderr)
+    for expected in ("dur-dump-sub", "dump/#", "dump/queued", "queued-payload-1", "dump/kept", "retained-payload"):
+        assert expected in result.stdout, "%r missing from roost db dump:\n%s" % (expected, result.stdout)
+    without = run_roost("db", "dump", "--data-dir", data)
+    assert "queued-payload-1" not in without.stdout, "payloads only with --payloads"
+    assert broker.stop() == 0
+    missing = run_roost("db", "dump", "--data-dir", tmp_path / "nothing-here")
+    assert missing.returncode == 1 and "roost:" in missing.stderr, (missing.returncode, missing.stderr)
