@@ -94,6 +94,9 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var pausedForStore = false
     /// Above this many changes waiting for the disk, connections that add unpaced writes pause.
     static let storeBacklogLimit = 50_000
+    /// While this much output is held for the store, drain moves nothing more out of the
+    /// session's queue (where its bounds apply), as if the socket were not writable.
+    static let heldOutputLimit = 64 * 1024
     private var drainBatch: [(packetID: UInt16, delivery: QueuedDelivery)] = []
 
     init(broker: Broker, eventLoop: EventLoop, logger: Logger) {
@@ -279,7 +282,11 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
             if output == nil { output = bytes } else { output!.writeBuffer(&bytes) }
             released = true
         }
-        if released { flushOutput() }
+        if released {
+            flushOutput()
+            // Draining stopped while the held output was large: go on.
+            drain()
+        }
     }
 
     func flushOutput() {
@@ -394,17 +401,22 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         var pageIn: (fromSeq: UInt64, epoch: UInt64, limit: Int)?
         drainBatch.removeAll(keepingCapacity: true)
         let store = broker.store
+        // Output held for the store counts like a full socket: the session's queue bounds it.
+        var heldBytes = 0
+        for segment in held { heldBytes += segment.bytes.readableBytes }
+        let holding = !held.isEmpty
         session.locked.withLock { inner in
             inner.drainScheduled = false
             guard inner.owner === self else { return }
             let stats = broker.stats
             let sessionID = session.id
-            while drainBatch.count < 512, channel.isWritable,
+            while drainBatch.count < 512, channel.isWritable, heldBytes < Self.heldOutputLimit,
                 let next = inner.state.next(now: now, dropped: { delivery, reason in
                     stats.dropped(reason)
                     if delivery.seq != 0 { store?.submit(.dequeue(sessionID: sessionID, seq: delivery.seq)) }
                 })
             {
+                if holding { heldBytes += next.delivery.message.size + 8 }
                 if next.delivery.seq != 0 {
                     // QoS 2: the client must never see a packet id the store would not resend.
                     store?.submit(.sent(sessionID: sessionID, seq: next.delivery.seq, packetID: next.packetID))
