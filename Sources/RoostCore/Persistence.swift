@@ -95,7 +95,8 @@ public struct StoredState: Sendable {
     public var inbound: [Int: [UInt16]] = [:]
     public var retained: [Message] = []
     /// Wills of sessions that ended while the broker was down: they are due (a will goes out
-    /// at the latest when its session ends), so the broker publishes them at start.
+    /// at the latest when its session ends), so the broker publishes them at start, then
+    /// submits `deleteSession` for each (their rows stay until then; they are not in `sessions`).
     public var expiredWills: [(sessionID: Int, will: Will)] = []
     /// Per session id: queued deliveries left on disk by `load(memoryQueueLimit:)`.
     public var spilled: [Int: SpilledQueue] = [:]
@@ -165,8 +166,8 @@ public protocol DurableStore: AnyObject, Sendable {
 
     /// Reads up to `limit` queued deliveries of a session that were never sent, with
     /// `seq >= fromSeq`, in order, once everything submitted so far is durable; calls
-    /// `completion` on some thread (not an event loop's).
-    func readQueue(sessionID: Int, fromSeq: UInt64, limit: Int, _ completion: @escaping @Sendable ([QueuedDelivery]) -> Void)
+    /// `completion` on some thread (not an event loop's); nil if the page could not be read.
+    func readQueue(sessionID: Int, fromSeq: UInt64, limit: Int, _ completion: @escaping @Sendable ([QueuedDelivery]?) -> Void)
 
     /// Queues a change for the next group commit and returns its ticket. Never blocks on I/O;
     /// cheap enough to call under a session lock.

@@ -342,6 +342,11 @@ public struct SessionState: Sendable {
         }
     }
 
+    /// A page could not be read: the count stays, and a later drain asks again.
+    public mutating func pageFailed() {
+        pageInPending = false
+    }
+
     /// Deliveries the store kept on disk only at start (beyond `memoryQueueLimit`).
     public mutating func restoreSpilled(count: Int, bytes: Int, fromSeq: UInt64, lastSeq: UInt64) {
         spilledCount = count

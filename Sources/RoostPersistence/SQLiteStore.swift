@@ -73,7 +73,8 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
     /// Transactions committed by the writer.
     public var batchesCommitted: Int { batchCount.load(ordering: .relaxed) }
 
-    public var lastTicket: UInt64 { state.withLock { issued } }
+    /// After `close`, `UInt64.max`: nothing submitted then is written, so nothing may wait for it.
+    public var lastTicket: UInt64 { state.withLock { closing ? UInt64.max : issued } }
 
     public var backlog: Int { state.withLock { Int(issued - durable) } }
 
@@ -173,7 +174,7 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
     public func submit(_ change: StoreChange) -> UInt64 {
         state.lock()
         defer { state.unlock() }
-        if closing { return issued }
+        if closing { return UInt64.max }
         if issued == taken { firstPendingAt = monotonicNanoseconds() }
         pending.append(change)
         issued += 1
@@ -351,10 +352,13 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
         let dump = try databaseLock.withLock { () throws(StoreError) -> StoreDump in
             guard let writer else { throw .closed(path: databasePath) }
             try writer.transaction { () throws(StoreError) in
-                let expired = "disconnected_at IS NOT NULL AND expiry != 4294967295 AND disconnected_at + expiry * 1000 <= \(now)"
+                let expiredAny = "disconnected_at IS NOT NULL AND expiry != 4294967295 AND disconnected_at + expiry * 1000 <= \(now)"
+                // Those with a will stay until the broker has published it and deletes them
+                // (`deleteSession`), so a crash right after this start cannot lose the will.
+                let expired = expiredAny + " AND will IS NULL"
                 let database = writer.database
                 // Their wills are due: handed to the broker before the rows go.
-                let wills = try database.prepare("SELECT id, client_id, will, will_delay FROM sessions WHERE will IS NOT NULL AND \(expired)")
+                let wills = try database.prepare("SELECT id, client_id, will, will_delay FROM sessions WHERE will IS NOT NULL AND \(expiredAny)")
                 defer { wills.finalize() }
                 while try wills.step("reading the wills of expired sessions") {
                     guard let blob = wills.blob(2) else { continue }
@@ -371,7 +375,9 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
                         "removing expired sessions")
                 }
                 try database.execute("DELETE FROM sessions WHERE \(expired)", "removing expired sessions")
-                try database.execute("DELETE FROM queue WHERE expires_at <= \(now)", "removing expired queued messages")
+                // Only those never sent: a message already sent must be finished (resent with
+                // DUP, or its PUBREL) whatever its expiry [MQTT-4.4.0-1].
+                try database.execute("DELETE FROM queue WHERE expires_at <= \(now) AND packet_id = 0", "removing expired queued messages")
                 try database.execute("DELETE FROM retained WHERE expires_at <= \(now)", "removing expired retained messages")
             }
             let limit = memoryQueueLimit > 0 ? memoryQueueLimit : nil
@@ -401,8 +407,10 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
         }
         var stored = StoredState()
         stored.sessions.reserveCapacity(dump.sessions.count)
+        let ended = Set(expiredWills.map(\.sessionID))
         for session in dump.sessions {
             let id = session.record.id
+            if ended.contains(id) { continue }
             stored.sessions.append(session.record)
             if !session.subscriptions.isEmpty { stored.subscriptions[id] = session.subscriptions }
             if !session.queue.isEmpty { stored.queues[id] = session.queue.map(\.record) }
@@ -417,7 +425,7 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
 
     // MARK: Paging
 
-    public func readQueue(sessionID: Int, fromSeq: UInt64, limit: Int, _ completion: @escaping @Sendable ([QueuedDelivery]) -> Void) {
+    public func readQueue(sessionID: Int, fromSeq: UInt64, limit: Int, _ completion: @escaping @Sendable ([QueuedDelivery]?) -> Void) {
         whenDurable(lastTicket) { [self] in
             // Not on the writer thread (it would stall commits) nor on the caller's event loop.
             DispatchQueue.global().async { [self] in
@@ -426,10 +434,11 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
         }
     }
 
-    private func pageOfQueue(sessionID: Int, fromSeq: UInt64, limit: Int) -> [QueuedDelivery] {
+    /// nil if the page could not be read (closed, I/O error): the caller keeps its count and tries again later.
+    private func pageOfQueue(sessionID: Int, fromSeq: UInt64, limit: Int) -> [QueuedDelivery]? {
         let offset = wallClock() - Int64(clamping: clock())
-        return databaseLock.withLock { () -> [QueuedDelivery] in
-            guard let writer else { return [] }
+        return databaseLock.withLock { () -> [QueuedDelivery]? in
+            guard let writer else { return nil }
             do throws(StoreError) {
                 let statement = try writer.database.prepare(
                     """
@@ -449,7 +458,7 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
                 return page
             } catch {
                 logger.error("could not read queued messages back", metadata: ["store.error": "\(error)", "session_id": "\(sessionID)"])
-                return []
+                return nil
             }
         }
     }

@@ -11,10 +11,17 @@ extension Broker {
             let due = session.locked.withLock { inner -> Message? in
                 guard inner.generation == generation, let will = inner.pendingWill else { return nil }
                 inner.pendingWill = nil
-                if inner.persisted { self.store?.submit(.putSession(session.record(inner, will: nil, online: false))) }
                 return self.willMessage(will, publisherID: inner.pendingWillPublisher)
             }
-            if let due { self.publishInternally(due) }
+            guard let due else { return }
+            // Published (and its deliveries submitted) before the store forgets it: a crash in
+            // between may publish it twice, never not at all.
+            self.publishInternally(due)
+            session.locked.withLock { inner in
+                if inner.persisted, inner.generation == generation, inner.pendingWill == nil {
+                    self.store?.submit(.putSession(session.record(inner, will: nil, online: false)))
+                }
+            }
         }
         session.locked.withLock { $0.keep(timer, generation: generation) }
     }
@@ -61,6 +68,7 @@ extension Broker {
         let wall = wallClock()
         var maxID = 0
         var dueWills: [Message] = []
+        var forgetWills: [Session] = []
         var restoredMessages = 0
         for record in stored.sessions {
             maxID = max(maxID, record.id)
@@ -118,8 +126,10 @@ extension Broker {
                     inner.pendingWill = will
                 } else if let will = record.will {
                     dueWills.append(willMessage(will, publisherID: session.id))
+                    // The store forgets the will only once it is published (below).
+                    forgetWills.append(session)
                 }
-                if record.disconnectedAt == nil || (record.will != nil && inner.pendingWill == nil) {
+                if record.disconnectedAt == nil && !(record.will != nil && inner.pendingWill == nil) {
                     store?.submit(.putSession(session.record(
                         inner, will: inner.pendingWill, online: false, willDueAt: inner.pendingWill == nil ? nil : willDue)))
                 }
@@ -134,6 +144,9 @@ extension Broker {
                 scheduleEnd(session, generation: generation, in: .milliseconds(max(left, 0)), on: loop)
             }
         }
+        // Sessions that ended while the broker was down keep their rows (and ids) until their
+        // wills are out: no new session may take one of those ids.
+        for (sessionID, _) in stored.expiredWills { maxID = max(maxID, sessionID) }
         if maxID >= nextSessionID.load(ordering: .relaxed) {
             nextSessionID.store(maxID + 1, ordering: .relaxed)
         }
@@ -157,5 +170,12 @@ extension Broker {
         }
         if !dueWills.isEmpty { logger.info("publishing wills that fell due while the broker was down", metadata: ["wills": "\(dueWills.count)"]) }
         for will in dueWills { publishInternally(will) }
+        for session in forgetWills {
+            session.locked.withLock { inner in
+                store?.submit(.putSession(session.record(inner, will: nil, online: false)))
+            }
+        }
+        // The sessions that ended while the broker was down go only now, after their wills.
+        for (sessionID, _) in stored.expiredWills { store?.submit(.deleteSession(id: sessionID)) }
     }
 }

@@ -224,6 +224,7 @@ public final class Broker: Sendable {
     /// sessions lock, so a concurrent CONNECT either finds the session alive or not at all.
     @discardableResult
     func endSession(_ session: Session, ifGeneration generation: UInt64?) -> Bool {
+        var deleteStored = false
         let ended = sessions.withLock { sessions -> ([SubscriptionRecord], Message?, [QueuedDelivery])? in
             session.locked.withLock { inner -> ([SubscriptionRecord], Message?, [QueuedDelivery])? in
                 if let generation {
@@ -234,11 +235,13 @@ public final class Broker: Sendable {
                 inner.subscriptions.removeAll()
                 var shared = inner.state.takeSharedDeliveries()
                 for index in shared.indices { shared[index].seq = 0 }
-                inner.state.reset()
-                if inner.persisted {
-                    store?.submit(.deleteSession(id: session.id))
-                    inner.persisted = false
+                if inner.state.spilledCount > 0 {
+                    // Paged out to disk: they end with the session (shared ones are not handed over).
+                    for _ in 0..<inner.state.spilledCount { stats.dropped(.queueFull) }
                 }
+                inner.state.reset()
+                deleteStored = inner.persisted
+                inner.persisted = false
                 let will = inner.pendingWill.map { willMessage($0, publisherID: inner.pendingWillPublisher) }
                 inner.pendingWill = nil
                 inner.generation &+= 1
@@ -251,6 +254,10 @@ public final class Broker: Sendable {
         }
         if let will { publishInternally(will) }
         redistributeShared(shared, from: session.id)
+        // Last: its will and its shared deliveries are with the store (in other sessions) first,
+        // so a crash in between cannot lose them. (A new session of the same client id has a
+        // new id; the store replaces rows by client id, so the order with it does not matter.)
+        if deleteStored { store?.submit(.deleteSession(id: session.id)) }
         return true
     }
 

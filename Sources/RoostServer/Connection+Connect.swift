@@ -256,7 +256,9 @@ extension Connection {
             inner.state.receiveMaximum = receiveMaximum
             if present { inner.state.fitInflight(to: receiveMaximum) }
             if let store {
-                if sessionExpiry > 0 {
+                // A stored session resumed with expiry 0 stays stored while this connection
+                // lives (its backlog may be on disk); it is deleted when the session ends.
+                if sessionExpiry > 0 || (inner.persisted && !reset) {
                     if reset && inner.persisted { store.submit(.clearSession(id: session.id)) }
                     store.submit(.putSession(session.record(inner, will: will, online: true)))
                     inner.persisted = true

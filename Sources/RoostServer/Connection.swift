@@ -475,10 +475,19 @@ extension Connection {
     /// Reads the next page of the session's queue back from the store (off the event loop),
     /// appends it in memory and drains.
     func requestPage(_ session: Session, store: any DurableStore, fromSeq: UInt64, epoch: UInt64, limit: Int) {
-        let loop = eventLoop
-        store.readQueue(sessionID: session.id, fromSeq: fromSeq, limit: limit) { [weak self] page in
-            session.locked.withLock { $0.state.pageIn(page, epoch: epoch) }
-            loop.execute { self?.drain() }
+        store.readQueue(sessionID: session.id, fromSeq: fromSeq, limit: limit) { page in
+            // The session may have a new owner by now (takeover, reconnect): wake that one.
+            let owner = session.locked.withLock { inner -> Connection? in
+                guard let page else {
+                    inner.state.pageFailed()
+                    return nil
+                }
+                inner.state.pageIn(page, epoch: epoch)
+                guard let owner = inner.owner, !inner.drainScheduled else { return nil }
+                inner.drainScheduled = true
+                return owner
+            }
+            if let owner { owner.eventLoop.execute { owner.drain() } }
         }
     }
 }

@@ -75,6 +75,30 @@ final class RestartTests: XCTestCase {
         await second.server.shutdown()
     }
 
+    /// A stored session resumed with Session Expiry 0 still gets its backlog from disk (it is
+    /// deleted only when that connection ends). Found in review.
+    func testResumingWithExpiryZeroStillDeliversTheBacklogOnDisk() async throws {
+        var settings = integrationSettings()
+        settings.queueMemoryLimit = 10
+        settings.maxQueuedMessages = 0
+        let broker = try await startBroker(settings: settings)
+        let subscriber = broker.client("resume0", version: .v5, cleanStart: true, sessionExpiry: 600)
+        _ = try await subscriber.connect()
+        _ = try await subscriber.subscribe(to: "r0/#", qos: .atLeastOnce)
+        try await subscriber.disconnect()
+        let (publisher, _) = try await broker.connectedClient("r0-pub", version: .v5)
+        for number in 0..<50 { _ = try await publisher.publish(to: "r0/t", payload: "\(number)", qos: .atLeastOnce) }
+        let back = broker.client("resume0", version: .v5, cleanStart: false, sessionExpiry: 0)
+        let inbox = Inbox(back.messages)
+        let ack = try await back.connect()
+        XCTAssertTrue(ack.sessionPresent)
+        let received = try await inbox.take(50)
+        XCTAssertEqual(received.map(\.text), (0..<50).map { "\($0)" })
+        try await back.disconnect()
+        try await publisher.disconnect()
+        await broker.server.shutdown()
+    }
+
     /// With `queue_memory_limit` 10, a backlog of 300 lives mostly on disk and comes back in
     /// order, online and after a restart.
     func testAQueueBeyondTheMemoryLimitComesBackFromDiskInOrder() async throws {

@@ -23,7 +23,7 @@ final class ManualStore: DurableStore, @unchecked Sendable {
 
     func load(memoryQueueLimit: Int, retainedMemoryLimit: Int) throws -> StoredState { StoredState() }
 
-    func readQueue(sessionID: Int, fromSeq: UInt64, limit: Int, _ completion: @escaping @Sendable ([QueuedDelivery]) -> Void) {
+    func readQueue(sessionID: Int, fromSeq: UInt64, limit: Int, _ completion: @escaping @Sendable ([QueuedDelivery]?) -> Void) {
         completion([])
     }
 
