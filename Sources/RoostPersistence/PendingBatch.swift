@@ -27,6 +27,9 @@ struct PendingBatch {
     private var operations: [Operation?] = []
     /// Where each pending enqueue sits in `operations`.
     private var enqueues: [QueueKey: Int] = [:]
+    /// Where the pending retained change of each topic sits: a later one for the same topic
+    /// replaces it (a topic rewritten 1000 times while the disk is slow or full is one row).
+    private var retainedChanges: [String: Int] = [:]
     /// Operations that will be applied (elided ones excluded).
     private(set) var count = 0
 
@@ -49,11 +52,29 @@ struct PendingBatch {
                 count -= 1
                 return
             }
+        case .putRetained(let message):
+            replaceRetained(of: message.topic)
+        case .deleteRetained(let topic):
+            replaceRetained(of: topic)
+        case .readRetained:
+            // A read sees every change before it: nothing before it may be replaced any more.
+            retainedChanges.removeAll(keepingCapacity: true)
         default:
             break
         }
+        switch change {
+        case .putRetained(let message): retainedChanges[message.topic] = operations.count
+        case .deleteRetained(let topic): retainedChanges[topic] = operations.count
+        default: break
+        }
         operations.append(.change(change))
         count += 1
+    }
+
+    private mutating func replaceRetained(of topic: String) {
+        guard let index = retainedChanges.removeValue(forKey: topic), operations[index] != nil else { return }
+        operations[index] = nil
+        count -= 1
     }
 
     /// Removes and returns every operation, in order.
@@ -63,6 +84,7 @@ struct PendingBatch {
         for case let operation? in operations { taken.append(operation) }
         operations.removeAll(keepingCapacity: true)
         enqueues.removeAll(keepingCapacity: true)
+        retainedChanges.removeAll(keepingCapacity: true)
         count = 0
         return taken
     }

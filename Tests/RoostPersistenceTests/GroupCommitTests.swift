@@ -18,6 +18,26 @@ final class GroupCommitTests: StoreTestCase {
         XCTAssertEqual(store.batchesCommitted, 0, "nothing left to write: no transaction at all")
     }
 
+    /// A topic rewritten many times while changes wait is one row; a read in between still sees
+    /// the value before it.
+    func testPendingRetainedChangesOfATopicKeepOnlyTheLast() throws {
+        let store = try open(commitInterval: .seconds(30))
+        for number in 0..<100 { store.submit(.putRetained(message("hot", "\(number)", retain: true))) }
+        let seen = Mutex<[String]>([])
+        store.submit(.readRetained(filter: "hot", limit: 10) { messages in
+            seen.withLock { $0 = messages.map { String(buffer: $0.payload) } }
+        })
+        store.submit(.putRetained(message("hot", "after the read", retain: true)))
+        store.submit(.deleteRetained(topic: "gone"))
+        store.submit(.putRetained(message("gone", "x", retain: true)))
+        store.close()
+        XCTAssertEqual(store.rowsWritten, 3, "99 of 100 writes of the topic replaced; the one after the read kept")
+        XCTAssertEqual(seen.withLock { $0 }, ["99"])
+        let reopened = try open()
+        defer { reopened.close() }
+        XCTAssertEqual(Set(try reopened.load().retained.map { String(buffer: $0.payload) }), ["after the read", "x"])
+    }
+
     func testSentAndReleasedMergeIntoAPendingEnqueue() throws {
         let store = try open(commitInterval: .seconds(30))
         store.submit(.putSession(SessionRecord(id: 1, clientID: "a", expiryInterval: 60)))
