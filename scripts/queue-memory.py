@@ -8,28 +8,12 @@ usage: scripts/queue-memory.py [COUNT (1000000)] [PAYLOAD_BYTES (1024)]
 """
 import os, socket, struct, subprocess, sys, tempfile, time
 
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n % 128
-        n //= 128
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+from mqttbytes import packet, rss_kb, string
 
-def packet(kind, body):
-    return bytes([kind]) + varint(len(body)) + body
-
-def string(text):
-    data = text.encode()
-    return struct.pack(">H", len(data)) + data
 
 def rss_mb(pid):
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) // 1024
-    return 0
+    return rss_kb(pid) // 1024
+
 
 class Reader:
     """Splits the byte stream from the broker into (first byte, body) packets."""

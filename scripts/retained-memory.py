@@ -6,28 +6,8 @@ usage: scripts/retained-memory.py [COUNT (200000)] [PAYLOAD_BYTES (64)] [--persi
 """
 import os, socket, struct, subprocess, sys, tempfile, time
 
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n % 128
-        n //= 128
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
+from mqttbytes import packet, rss_kb, string
 
-def packet(kind, body):
-    return bytes([kind]) + varint(len(body)) + body
-
-def string(text):
-    data = text.encode()
-    return struct.pack(">H", len(data)) + data
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
