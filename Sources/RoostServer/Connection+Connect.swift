@@ -238,6 +238,7 @@ extension Connection {
         let taken = session.locked.withLock { inner -> Bool in
             guard inner.latestClaim == claim, inner.owner == nil || inner.owner === self else { return false }
             inner.owner = self
+            self.attachClaim = claim
             inner.generation &+= 1
             inner.drainScheduled = false
             // A session whose expiry was 0 ended with its connection: never reuse it [MQTT-3.1.2-6].
@@ -367,15 +368,17 @@ extension Connection {
         detached = true
         broker.stats.clientsConnected.add(-1, ordering: .relaxed)
         let offlineSince = broker.wallClock()
-        let detachedInfo = session.locked.withLock { inner -> (UInt32, UInt64)? in
+        let attachClaim = self.attachClaim
+        let detachedInfo = session.locked.withLock { inner -> (UInt32, UInt64, Bool)? in
             guard inner.owner === self else { return nil }
             inner.owner = nil
             inner.drainScheduled = false
             inner.generation &+= 1
             inner.offlineSince = offlineSince
-            return (inner.expiryInterval, inner.generation)
+            // A newer CONNECT claimed the session and is on its way to take it over.
+            return (inner.expiryInterval, inner.generation, inner.latestClaim != attachClaim)
         }
-        guard let (expiry, generation) = detachedInfo else { return }
+        guard let (expiry, generation, claimedByOther) = detachedInfo else { return }
         logger.debug("client disconnected", metadata: ["ending": "\(ending)"])
 
         var will: Will? = self.will
@@ -406,6 +409,9 @@ extension Connection {
                 broker.scheduleWill(session, generation: generation, in: .seconds(Int64(min(willDelay, expiry))), on: eventLoop)
             }
         }
+        // The claiming connection attaches the session next: it must not end (or be stored as
+        // offline) under it.
+        if claimedByOther { return }
         if expiry > 0, let store = broker.store {
             // The session lives on offline: the store learns since when, and its pending will.
             let delay = Int64(min(willDelay, expiry))

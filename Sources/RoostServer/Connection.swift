@@ -72,6 +72,8 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var outboundAliasMaximum = 0
     var requestProblemInformation = true
     var detached = false
+    /// The claim (`Session.Locked.latestClaim`) under which this connection attached.
+    var attachClaim: UInt64 = 0
     /// Acknowledgements freed in-flight slots during this read batch: drain once at its end.
     var drainAfterRead = false
 

@@ -147,3 +147,25 @@ final class SessionLifecycleTests: XCTestCase {
         XCTAssertEqual(session.locked.withLock { $0.timers.count }, 0)
     }
 }
+
+/// A connection that dies just after a new CONNECT claimed its session (before the takeover
+/// reaches it) must not end the session under the new connection's feet. Found in review.
+final class ClaimRaceTests: XCTestCase {
+    func testAnOwnerDyingDuringATakeoverDoesNotOrphanTheSession() throws {
+        let harness = Harness()
+        let (old, _) = try harness.connect(.v5("racer"))
+        // The new CONNECT claims the session; the takeover hop is queued, not yet run.
+        let new = try harness.open()
+        var bytes = ByteBuffer()
+        new.encoder.encode(.connect(.v5("racer")), into: &bytes)
+        try new.channel.writeInbound(bytes)
+        // The old connection dies now (expiry 0: its session would end with it).
+        _ = old.channel.close()
+        harness.loop.run()
+        guard case .connack(let ack)? = try new.receive().first else { return XCTFail("no CONNACK") }
+        XCTAssertEqual(ack.reasonCode, .success)
+        let inMap = harness.broker.sessions.withLock { $0["racer"] }
+        XCTAssertNotNil(inMap, "the new connection's session is the one in the map")
+        XCTAssertTrue(inMap?.isOnline ?? false, "and it is owned")
+    }
+}
