@@ -218,10 +218,7 @@ final class BatchWriter {
             let topic = statement.text(0)
             guard Topic.matches(filter: filter, name: topic) else { continue }
             do throws(DecodeFailure) {
-                let expiresAt = statement.optionalInt64(2).map { wall -> UInt64 in
-                    let deadline = wall - wallOffset
-                    return deadline <= 0 ? 0 : UInt64(deadline)
-                }
+                let expiresAt = statement.optionalInt64(2).map { Self.deadline(fromWall: $0, offset: wallOffset) }
                 messages.append(try RecordCoding.decodeMessage(statement.blob(1) ?? ByteBuffer(), expiresAt: expiresAt))
             } catch {
                 throw .corrupt(path: database.path, detail: "the retained message of \(topic) does not decode: \(error.detail)")
@@ -293,6 +290,13 @@ final class BatchWriter {
         enqueue.bind(9, Int(record.packetID))
         enqueue.bind(10, record.released ? 1 : 0)
         return try enqueue.run("storing a queued message")
+    }
+
+    /// The inverse of `wallClock(_:offset:)`: a wall-clock deadline in the broker's clock
+    /// (0 if it lies before the clock's start).
+    static func deadline(fromWall wall: Int64, offset: Int64) -> UInt64 {
+        let deadline = wall - offset
+        return deadline <= 0 ? 0 : UInt64(deadline)
     }
 
     /// A deadline of the broker's clock as wall-clock milliseconds; nil stays nil (never).

@@ -385,10 +385,9 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
             retainedCount.store(retainedRows, ordering: .relaxed)
             writer.retainedRows = retainedRows
             retainedOnDisk = retainedMemoryLimit > 0 && retainedRows > retainedMemoryLimit
-            let dump = try StoreReader.read(writer.database, clock: { wall in
-                let deadline = wall - offset
-                return deadline <= 0 ? 0 : UInt64(deadline)
-            }, queueLimit: limit, retained: !retainedOnDisk)
+            let dump = try StoreReader.read(
+                writer.database, clock: { BatchWriter.deadline(fromWall: $0, offset: offset) }, queueLimit: limit,
+                retained: !retainedOnDisk)
             if let limit {
                 let summary = try writer.database.prepare(
                     """
@@ -442,16 +441,15 @@ public final class SQLiteStore: DurableStore, @unchecked Sendable {
             do throws(StoreError) {
                 let statement = try writer.database.prepare(
                     """
-                    SELECT session_id, seq, message, expires_at, qos, retain, subscription_ids, shared_group, packet_id, released
-                    FROM queue WHERE session_id = \(sessionID) AND seq >= \(Int64(bitPattern: fromSeq)) AND packet_id = 0
+                    SELECT \(StoreReader.queueColumns) FROM queue
+                    WHERE session_id = \(sessionID) AND seq >= \(Int64(bitPattern: fromSeq)) AND packet_id = 0
                     ORDER BY seq LIMIT \(limit)
                     """)
                 defer { statement.finalize() }
                 var page: [QueuedDelivery] = []
                 while try statement.step("reading queued messages back") {
-                    let (record, _) = try StoreReader.queueRow(statement, database: writer.database) { wall in
-                        let deadline = wall - offset
-                        return deadline <= 0 ? 0 : UInt64(deadline)
+                    let (record, _) = try StoreReader.queueRow(statement, database: writer.database) {
+                        BatchWriter.deadline(fromWall: $0, offset: offset)
                     }
                     page.append(record.delivery)
                 }

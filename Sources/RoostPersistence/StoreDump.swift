@@ -83,7 +83,7 @@ enum StoreReader {
             dump.sessions[position].subscriptions.append((subscription, subscriptions.optionalInt64(3).map { Int($0) }))
         }
 
-        let columns = "session_id, seq, message, expires_at, qos, retain, subscription_ids, shared_group, packet_id, released"
+        let columns = queueColumns
         let queue = try database.prepare(
             queueLimit.map { limit in
                 """
@@ -120,8 +120,10 @@ enum StoreReader {
         return dump
     }
 
-    /// One row of `SELECT session_id, seq, message, expires_at, qos, retain, subscription_ids,
-    /// shared_group, packet_id, released FROM queue`.
+    /// The columns `queueRow` reads, in its order.
+    static let queueColumns = "session_id, seq, message, expires_at, qos, retain, subscription_ids, shared_group, packet_id, released"
+
+    /// One row of `SELECT \(queueColumns) FROM queue`.
     static func queueRow(_ queue: Statement, database: Database, clock: (Int64) -> UInt64?) throws(StoreError) -> (QueueRecord, Int64?) {
         let sessionID = Int(queue.int64(0))
         let seq = UInt64(bitPattern: queue.int64(1))

@@ -52,11 +52,9 @@ extension Broker {
                     store.submit(.enqueue(sessionID: session.id, delivery: delivery))
                 }
                 if placed.count < deliveries.count { stats.dropped(.queueFull) }
-                guard let owner = inner.owner, !inner.drainScheduled else { return nil }
-                inner.drainScheduled = true
-                return owner
+                return inner.claimDrain()
             }
-            if let owner { owner.eventLoop.execute { owner.drain() } }
+            if let owner { Broker.wakeAll([owner]) }
         })
     }
 
@@ -72,11 +70,8 @@ extension Broker {
         var restoredMessages = 0
         for record in stored.sessions {
             maxID = max(maxID, record.id)
-            let state = SessionState(
-                receiveMaximum: settings.receiveMaximum, maxQueuedMessages: settings.maxQueuedMessages,
-                maxQueuedBytes: settings.maxQueuedBytes, queueQoS0WhileOffline: settings.queueQoS0Messages)
-            let session = Session(id: record.id, clientID: record.clientID, state: state)
-            if store != nil { session.locked.withLock { $0.state.memoryQueueLimit = settings.queueMemoryLimit } }
+            let session = Session(
+                id: record.id, clientID: record.clientID, state: makeSessionState(receiveMaximum: settings.receiveMaximum))
             var subscriptions: [String: SubscriptionRecord] = [:]
             for (subscription, subscriptionID) in stored.subscriptions[record.id] ?? [] {
                 let shared: (group: String, filter: String)?

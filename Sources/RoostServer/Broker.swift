@@ -67,6 +67,16 @@ public final class Broker: Sendable {
 
     func makeSessionID() -> Int { nextSessionID.add(1, ordering: .relaxed).oldValue }
 
+    /// A new session's state with the configured limits. Stored sessions keep at most
+    /// `queue_memory_limit` queued deliveries in memory; the rest wait on disk.
+    func makeSessionState(receiveMaximum: Int) -> SessionState {
+        var state = SessionState(
+            receiveMaximum: receiveMaximum, maxQueuedMessages: settings.maxQueuedMessages,
+            maxQueuedBytes: settings.maxQueuedBytes, queueQoS0WhileOffline: settings.queueQoS0Messages)
+        if store != nil { state.memoryQueueLimit = settings.queueMemoryLimit }
+        return state
+    }
+
     func assignClientID() -> String {
         let number = nextClientNumber.add(1, ordering: .relaxed).oldValue
         return "roost-\(UInt32(truncatingIfNeeded: startTime.uptimeNanoseconds))-\(number)"

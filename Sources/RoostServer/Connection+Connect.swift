@@ -171,7 +171,6 @@ extension Connection {
     /// session end either happens first or not at all); takes it over from the connection that
     /// owns it first if needed.
     private func attachSession(cleanStart: Bool, receiveMaximum: Int, ackProperties: Properties) {
-        let settings = broker.settings
         let claimed = broker.sessions.withLock { sessions -> (Session, Connection?, Bool, UInt64) in
             if let session = sessions[clientID] {
                 let (previous, claim) = session.locked.withLock { inner -> (Connection?, UInt64) in
@@ -182,12 +181,8 @@ extension Connection {
                 }
                 return (session, previous, true, claim)
             }
-            var state = SessionState(
-                receiveMaximum: receiveMaximum, maxQueuedMessages: settings.maxQueuedMessages,
-                maxQueuedBytes: settings.maxQueuedBytes, queueQoS0WhileOffline: settings.queueQoS0Messages)
-            // Stored sessions keep at most this many queued deliveries in memory; the rest wait on disk.
-            if broker.store != nil { state.memoryQueueLimit = settings.queueMemoryLimit }
-            let session = Session(id: broker.makeSessionID(), clientID: clientID, state: state)
+            let session = Session(
+                id: broker.makeSessionID(), clientID: clientID, state: broker.makeSessionState(receiveMaximum: receiveMaximum))
             let claim = session.locked.withLock { inner -> UInt64 in
                 inner.latestClaim = 1
                 return 1

@@ -485,11 +485,9 @@ extension Connection {
                     return nil
                 }
                 inner.state.pageIn(page, epoch: epoch)
-                guard let owner = inner.owner, !inner.drainScheduled else { return nil }
-                inner.drainScheduled = true
-                return owner
+                return inner.claimDrain()
             }
-            if let owner { owner.eventLoop.execute { owner.drain() } }
+            if let owner { Broker.wakeAll([owner]) }
         }
     }
 }

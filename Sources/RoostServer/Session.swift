@@ -80,8 +80,7 @@ final class Session: @unchecked Sendable {
                 numbered.seq = inner.state.lastSeq
                 store!.submit(.enqueue(sessionID: id, delivery: numbered))
             }
-            guard let owner = inner.owner, !inner.drainScheduled else { return .queued(stored: stored) }
-            inner.drainScheduled = true
+            guard let owner = inner.claimDrain() else { return .queued(stored: stored) }
             return .wake(owner, stored: stored)
         }
     }
@@ -100,6 +99,13 @@ extension Session.Locked {
     /// Keeps a timer of the offline session at `generation`; cancels it if that is already past.
     mutating func keep(_ timer: Scheduled<Void>, generation: UInt64) {
         if self.generation == generation { timers.append(timer) } else { timer.cancel() }
+    }
+
+    /// The owner, if it must be woken to drain (no drain is scheduled yet); marks one scheduled.
+    mutating func claimDrain() -> Connection? {
+        guard let owner, !drainScheduled else { return nil }
+        drainScheduled = true
+        return owner
     }
 
     mutating func cancelTimers() {
