@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         .target(
@@ -36,9 +38,21 @@ let package = Package(
                 "MQTTCodec", "RoostCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: hotPathFlags
+        ),
+        .target(
+            name: "RoostAuth",
+            dependencies: [
+                "RoostCore", "MQTTCodec",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]
         ),
         .systemLibrary(
             name: "CSQLite",
@@ -65,7 +79,8 @@ let package = Package(
         .executableTarget(
             name: "roost",
             dependencies: [
-                "RoostServer", "RoostClient", "MQTTCodec", "RoostPersistence",
+                "RoostServer", "RoostClient", "MQTTCodec", "RoostPersistence", "RoostAuth",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -73,6 +88,7 @@ let package = Package(
         ),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOTestUtils", package: "swift-nio")]),
         .testTarget(name: "RoostCoreTests", dependencies: ["RoostCore", "MQTTCodec"]),
+        .testTarget(name: "RoostAuthTests", dependencies: ["RoostAuth", "RoostCore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "RoostServerTests",
             dependencies: [
@@ -92,8 +108,9 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RoostServer", "RoostClient", "MQTTCodec", "RoostCore", "RoostPersistence",
+                "RoostServer", "RoostClient", "MQTTCodec", "RoostCore", "RoostPersistence", "RoostAuth",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

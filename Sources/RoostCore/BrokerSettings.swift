@@ -44,8 +44,21 @@ public struct BrokerSettings: Sendable, Equatable {
     public var sysInterval: Int = 10
     /// Seconds a socket may stay open without sending CONNECT.
     public var connectTimeout: Int = 10
-    /// Whether clients without a user name are accepted.
+    /// Whether clients without a user name are accepted (listeners may override it).
     public var allowAnonymous: Bool = true
+    /// New connections per second, whole broker (a token bucket holding one second's worth);
+    /// sockets over it are closed at once. 0: no limit.
+    public var maxConnectionRate: Int = 0
+    /// PUBLISH packets per second from one client (a token bucket holding one second's worth);
+    /// over it the broker stops reading that client's socket until the bucket refills, so
+    /// nothing is dropped. 0: no limit.
+    public var maxPublishRate: Int = 0
+    /// Subscriptions one session may hold; more are refused (SUBACK 0x97 / 0x80). 0: no limit.
+    public var maxSubscriptions: Int = 0
+    /// Levels in a topic name or filter; more are refused. 0: no limit.
+    public var maxTopicLevels: Int = 128
+    /// Bytes in a topic name or filter (65535 is MQTT's own limit).
+    public var maxTopicLength: Int = 65_535
     /// Longest client identifier accepted.
     public var maxClientIDLength: Int = 65_535
 

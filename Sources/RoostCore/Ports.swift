@@ -11,6 +11,36 @@ public struct ClientIdentity: Sendable, Equatable {
     }
 }
 
+/// Everything the broker knows about a CONNECT when it asks an ``Authenticator``.
+public struct AuthenticationRequest: Sendable {
+    public var clientID: String
+    public var username: String?
+    public var password: ByteBuffer?
+    /// The peer's address as text (`1.2.3.4:5678`), for logs and per-address policies.
+    public var remoteAddress: String?
+    /// The name of the listener the client came in on (`tcp`, `tls`, `ws`, `wss` or its configured name).
+    public var listener: String
+    /// Whether this listener accepts clients that present no credentials.
+    public var allowAnonymous: Bool
+    /// The verified client certificate's identity (subject CN), on a TLS listener with
+    /// `use_identity_as_username`; when set the broker uses it as the user name and the
+    /// password is not checked.
+    public var certificateIdentity: String?
+
+    public init(
+        clientID: String, username: String?, password: ByteBuffer?, remoteAddress: String? = nil,
+        listener: String = "tcp", allowAnonymous: Bool = true, certificateIdentity: String? = nil
+    ) {
+        self.clientID = clientID
+        self.username = username
+        self.password = password
+        self.remoteAddress = remoteAddress
+        self.listener = listener
+        self.allowAnonymous = allowAnonymous
+        self.certificateIdentity = certificateIdentity
+    }
+}
+
 /// The outcome of authenticating a CONNECT.
 public enum AuthenticationResult: Sendable, Equatable {
     case accepted
@@ -23,29 +53,47 @@ public enum AuthenticationResult: Sendable, Equatable {
 /// Port: decides whether a CONNECT may proceed. Called on the connection's event loop, once per
 /// CONNECT; an implementation must not block (a password file is read into memory first).
 public protocol Authenticator: Sendable {
-    func authenticate(clientID: String, username: String?, password: ByteBuffer?) -> AuthenticationResult
+    func authenticate(_ request: AuthenticationRequest) -> AuthenticationResult
 }
 
-/// Port: per-topic access control. Called on the connection's event loop for every PUBLISH and
-/// every subscription; keep it cheap (the broker calls it only when one is configured).
+/// What a subscriber may receive through one subscription.
+public enum SubscriptionAccess: Sendable, Equatable {
+    /// Every topic the filter matches may be read: delivered without further checks.
+    case granted
+    /// Some topics the filter matches may be read, some not: granted, and each topic is checked
+    /// with ``Authorizer/mayRead(_:topic:)`` when a message is routed to it (the result is cached
+    /// with the publisher's route, so a steady topic costs one check per routing change).
+    case filtered
+    /// Nothing the filter matches may be read: refused (MQTT 5 SUBACK 0x87, 3.x 0x80).
+    case denied
+}
+
+/// Port: per-topic access control. Called on the connection's event loop for every PUBLISH,
+/// every subscription, and on routing cache misses for filtered subscriptions; keep it cheap
+/// (the broker calls it only when one is configured).
 public protocol Authorizer: Sendable {
+    /// May this client publish to `topic` (also checked for its will at CONNECT)?
     func mayPublish(_ identity: ClientIdentity, topic: String) -> Bool
-    func maySubscribe(_ identity: ClientIdentity, filter: String) -> Bool
+    /// What may this client receive through a subscription to `filter` (without `$share/...`)?
+    func subscriptionAccess(_ identity: ClientIdentity, filter: String) -> SubscriptionAccess
+    /// May this client receive a message published to `topic`?
+    func mayRead(_ identity: ClientIdentity, topic: String) -> Bool
+}
+
+extension Authorizer {
+    /// Simple authorizers that decide on the filter alone: granted or denied, never filtered.
+    public func mayRead(_ identity: ClientIdentity, topic: String) -> Bool { true }
 }
 
 /// The authenticator used until a user database is configured: anonymous clients are accepted
-/// when `allowAnonymous` is on; without a user database, a client that sends a user name is
+/// when the listener allows them; without a user database, a client that sends a user name is
 /// treated as anonymous when that is allowed, and refused otherwise.
 public struct AnonymousAuthenticator: Authenticator {
-    public var allowAnonymous: Bool
+    public init() {}
 
-    public init(allowAnonymous: Bool) {
-        self.allowAnonymous = allowAnonymous
-    }
-
-    public func authenticate(clientID: String, username: String?, password: ByteBuffer?) -> AuthenticationResult {
-        if allowAnonymous { return .accepted }
-        return username == nil ? .notAuthorized : .badCredentials
+    public func authenticate(_ request: AuthenticationRequest) -> AuthenticationResult {
+        if request.allowAnonymous || request.certificateIdentity != nil { return .accepted }
+        return request.username == nil ? .notAuthorized : .badCredentials
     }
 }
 

@@ -1,5 +1,6 @@
 import Logging
 import MQTTCodec
+import NIOConcurrencyHelpers
 import NIOCore
 import RoostCore
 import Synchronization
@@ -19,6 +20,12 @@ public final class Broker: Sendable {
     let retainedOnDisk = Atomic<Bool>(false)
     let sessions = Mutex([String: Session]())
     let connections = Mutex([ObjectIdentifier: Connection]())
+    /// Sockets accepted and not yet closed, every listener (for `max_connections`).
+    let openSockets = Atomic<Int>(0)
+    /// `max_connection_rate`'s bucket, made on first use.
+    let connectionRate = NIOLockedValueBox<TokenBucket?>(nil)
+    /// When each limit was last logged at warning level.
+    let limitLogTimes = NIOLockedValueBox<[LimitTripped: UInt64]>([:])
     let nextSessionID = Atomic<Int>(1)
     private let nextClientNumber = Atomic<Int>(1)
     let logger: Logger
@@ -42,7 +49,7 @@ public final class Broker: Sendable {
         self.logger = logger
         self.clock = clock
         self.wallClock = wallClock
-        self.authenticator = authenticator ?? AnonymousAuthenticator(allowAnonymous: settings.allowAnonymous)
+        self.authenticator = authenticator ?? AnonymousAuthenticator()
         self.authorizer = authorizer
         self.store = store
     }
@@ -303,11 +310,9 @@ public final class Broker: Sendable {
     }
 
     /// Every connection, for shutdown and `$SYS`.
-    func register(_ connection: Connection) -> Bool {
+    func register(_ connection: Connection) {
         connections.withLock { connections in
-            if settings.maxConnections > 0 && connections.count >= settings.maxConnections { return false }
             connections[ObjectIdentifier(connection)] = connection
-            return true
         }
     }
 

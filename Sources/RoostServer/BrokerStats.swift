@@ -28,4 +28,26 @@ final class BrokerStats: Sendable {
     let malformedPackets = Atomic<Int>(0)
     /// QoS 1/2 publishes refused because the durable store could not commit (disk full).
     let storeRefused = Atomic<Int>(0)
+
+    // Security and limits: each counts one refusal; `$SYS/broker/security/...` and `.../limits/...`.
+    /// CONNECTs refused for a bad user name or password (0x86 / 0x04).
+    let authBadCredentials = Atomic<Int>(0)
+    /// CONNECTs refused as not authorized (0x87 / 0x05): anonymous where it is off, a missing certificate identity.
+    let authNotAuthorized = Atomic<Int>(0)
+    /// PUBLISHes (and wills) refused by the authorizer.
+    let publishDenied = Atomic<Int>(0)
+    /// Subscriptions refused by the authorizer.
+    let subscribeDenied = Atomic<Int>(0)
+    /// Connections closed at once: `max_connections` (global or the listener's) reached.
+    let limitMaxConnections = Atomic<Int>(0)
+    /// Connections closed at once: `max_connection_rate` exceeded.
+    let limitConnectionRate = Atomic<Int>(0)
+    /// Times a client's reading was paused by `max_publish_rate`.
+    let limitPublishRate = Atomic<Int>(0)
+    /// Subscriptions refused by `max_subscriptions`.
+    let limitSubscriptions = Atomic<Int>(0)
+    /// Topic names or filters refused by `max_topic_levels` / `max_topic_length`.
+    let limitTopic = Atomic<Int>(0)
+    /// TLS handshakes that failed (bad or missing client certificate, protocol mismatch).
+    let tlsHandshakeFailures = Atomic<Int>(0)
 }

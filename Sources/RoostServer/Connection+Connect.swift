@@ -45,7 +45,9 @@ extension Connection {
 
     /// Refuses a CONNECT with the right code for the version and closes.
     private func refuse(_ v5Code: ReasonCode, _ v3Code: ConnectReturnCode, _ reason: String) {
-        logger.info("connection refused", metadata: ["mqtt.client_id": "\(clientID)", "reason": "\(reason)"])
+        logger.info(
+            "connection refused",
+            metadata: ["mqtt.client_id": "\(clientID)", "reason": "\(reason)", "remote": "\(remoteAddressText ?? "?")", "listener": "\(listener.name)"])
         if version == .v5 {
             var properties = Properties()
             properties.reasonString = reason
@@ -88,19 +90,37 @@ extension Connection {
             refuse(.clientIdentifierNotValid, .identifierRejected, "client id longer than \(settings.maxClientIDLength) bytes")
             return
         }
-        switch broker.authenticator.authenticate(clientID: clientID, username: connect.username, password: connect.password) {
+        var username = connect.username
+        if listener.useIdentityAsUsername, peerCertificateIdentity == nil, let channel = context?.channel {
+            peerCertificateIdentity = CertificateIdentity.commonName(of: channel)
+        }
+        let certificateIdentity = listener.useIdentityAsUsername ? peerCertificateIdentity : nil
+        if listener.useIdentityAsUsername && certificateIdentity == nil {
+            broker.stats.authNotAuthorized.add(1, ordering: .relaxed)
+            refuse(.notAuthorized, .notAuthorized, "no client certificate identity (use_identity_as_username)")
+            return
+        }
+        let request = AuthenticationRequest(
+            clientID: clientID, username: username, password: connect.password, remoteAddress: remoteAddressText,
+            listener: listener.name, allowAnonymous: listener.allowAnonymous ?? settings.allowAnonymous,
+            certificateIdentity: certificateIdentity)
+        switch broker.authenticator.authenticate(request) {
         case .accepted:
             break
         case .notAuthorized:
+            broker.stats.authNotAuthorized.add(1, ordering: .relaxed)
             refuse(.notAuthorized, .notAuthorized, "not authorized")
             return
         case .badCredentials:
+            broker.stats.authBadCredentials.add(1, ordering: .relaxed)
             refuse(.badUserNameOrPassword, .badUserNameOrPassword, "bad user name or password")
             return
         }
-        identity = ClientIdentity(clientID: clientID, username: connect.username)
+        if let certificateIdentity { username = certificateIdentity }
+        identity = ClientIdentity(clientID: clientID, username: username)
         if let will = connect.will {
             if will.topic.hasPrefix("$SYS") || (broker.authorizer.map { !$0.mayPublish(identity, topic: will.topic) } ?? false) {
+                broker.stats.publishDenied.add(1, ordering: .relaxed)
                 refuse(.notAuthorized, .notAuthorized, "not authorized to publish the will topic")
                 return
             }
@@ -233,6 +253,7 @@ extension Connection {
         let taken = session.locked.withLock { inner -> Bool in
             guard inner.latestClaim == claim, inner.owner == nil || inner.owner === self else { return false }
             inner.owner = self
+            inner.identity = identity
             self.attachClaim = claim
             inner.generation &+= 1
             inner.drainScheduled = false

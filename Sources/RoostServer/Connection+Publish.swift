@@ -6,6 +6,7 @@ extension Connection {
     func handlePublish(_ publish: Publish) {
         let settings = broker.settings
         broker.stats.publishReceived.add(1, ordering: .relaxed)
+        if settings.maxPublishRate > 0 { chargePublishRate(settings.maxPublishRate) }
         var topic = publish.topic
         if version == .v5, let alias = publish.properties.topicAlias {
             guard Int(alias) <= settings.maxTopicAlias else {
@@ -35,9 +36,17 @@ extension Connection {
             return
         }
         guard let session else { return }
+        if let limit = topicLimit(topic) {
+            // Not delivered; MQTT 5 publishers learn why (0x90), 3.x ones get a plain ack.
+            broker.stats.limitTopic.add(1, ordering: .relaxed)
+            broker.logLimit(limit, metadata: ["mqtt.client_id": "\(clientID)", "remote": "\(remoteAddressText ?? "?")"])
+            acknowledge(publish, reason: version == .v5 ? .topicNameInvalid : .success)
+            return
+        }
         // `$SYS` belongs to the broker: a client may not publish there (as in Mosquitto).
         if topic.hasPrefix("$SYS") || (broker.authorizer.map { !$0.mayPublish(identity, topic: topic) } ?? false) {
             // Not delivered; MQTT 5 publishers learn why (0x87), 3.x ones get a plain ack.
+            broker.stats.publishDenied.add(1, ordering: .relaxed)
             logger.debug("publish not authorized", metadata: ["topic": "\(topic)"])
             acknowledge(publish, reason: version == .v5 ? .notAuthorized : .success)
             return
@@ -97,7 +106,7 @@ extension Connection {
 
         let version = broker.router.version.load(ordering: .acquiring)
         if cachedTopic != topic || cachedVersion != version {
-            cachedMatches = broker.router.resolve(topic: topic)
+            cachedMatches = broker.router.resolve(topic: topic, authorizer: broker.authorizer)
             cachedTopic = topic
             cachedVersion = version
         }
@@ -126,6 +135,43 @@ extension Connection {
     }
 
     /// PUBACK for QoS 1, PUBREC for QoS 2, nothing for QoS 0.
+    /// `max_topic_length` / `max_topic_levels`: the limit a topic name or filter breaks, if any.
+    func topicLimit(_ topic: String) -> LimitTripped? {
+        let settings = broker.settings
+        if topic.utf8.count > settings.maxTopicLength { return .maxTopicLength }
+        if settings.maxTopicLevels > 0 {
+            var levels = 1
+            for byte in topic.utf8 where byte == UInt8(ascii: "/") {
+                levels += 1
+                if levels > settings.maxTopicLevels { return .maxTopicLevels }
+            }
+        }
+        return nil
+    }
+
+    /// `max_publish_rate`: takes a token for this PUBLISH; when the client is over its rate,
+    /// stops reading (and handling what was already read) until the bucket is back in balance.
+    /// Nothing is dropped: TCP pushes back on the client.
+    private func chargePublishRate(_ rate: Int) {
+        let now = eventLoop.now.uptimeNanoseconds
+        if publishBucket == nil { publishBucket = TokenBucket(rate: rate, burst: rate, now: now) }
+        let wait = publishBucket!.takeOwing(now: now)
+        guard wait > .zero, !pausedForRate else { return }
+        pausedForRate = true
+        broker.stats.limitPublishRate.add(1, ordering: .relaxed)
+        broker.logLimit(.maxPublishRate, metadata: ["mqtt.client_id": "\(clientID)", "remote": "\(remoteAddressText ?? "?")"])
+        updateReading()
+        eventLoop.scheduleTask(in: wait) { [weak self] in
+            guard let self, self.pausedForRate else { return }
+            self.pausedForRate = false
+            guard self.phase != .closed else { return }
+            self.updateReading()
+            self.processInbound()
+            self.flushOutput()
+            self.wakeTargets()
+        }
+    }
+
     private func acknowledge(_ publish: Publish, reason: ReasonCode) {
         switch publish.qos {
         case .atMostOnce: break

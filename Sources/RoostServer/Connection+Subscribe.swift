@@ -14,7 +14,7 @@ extension Connection {
         var codes: [ReasonCode] = []
         codes.reserveCapacity(subscribe.subscriptions.count)
         var retainedToSend: [QueuedDelivery] = []
-        var retainedToRead: [(filter: String, qos: QoS)] = []
+        var retainedToRead: [(filter: String, qos: QoS, readable: Bool)] = []
         let retainedOnDisk = broker.retainedOnDisk.load(ordering: .relaxed)
         let now = broker.now()
         let store = broker.store
@@ -32,6 +32,12 @@ extension Connection {
                 codes.append(version == .v5 ? .topicFilterInvalid : .unspecifiedError)
                 continue
             }
+            if let limit = topicLimit(filter) {
+                broker.stats.limitTopic.add(1, ordering: .relaxed)
+                broker.logLimit(limit, metadata: ["mqtt.client_id": "\(clientID)", "remote": "\(remoteAddressText ?? "?")"])
+                codes.append(version == .v5 ? .topicFilterInvalid : .unspecifiedError)
+                continue
+            }
             if shared != nil && !settings.sharedSubscriptionAvailable {
                 codes.append(version == .v5 ? .sharedSubscriptionsNotSupported : .unspecifiedError)
                 continue
@@ -44,9 +50,26 @@ extension Connection {
                 codes.append(version == .v5 ? .wildcardSubscriptionsNotSupported : .unspecifiedError)
                 continue
             }
-            if let authorizer = broker.authorizer, !authorizer.maySubscribe(identity, filter: subscription.filter) {
-                codes.append(version == .v5 ? .notAuthorized : .unspecifiedError)
-                continue
+            var access = SubscriptionAccess.granted
+            if let authorizer = broker.authorizer {
+                access = authorizer.subscriptionAccess(identity, filter: filter)
+                if access == .denied {
+                    broker.stats.subscribeDenied.add(1, ordering: .relaxed)
+                    logger.debug("subscription not authorized", metadata: ["filter": "\(subscription.filter)"])
+                    codes.append(version == .v5 ? .notAuthorized : .unspecifiedError)
+                    continue
+                }
+            }
+            if settings.maxSubscriptions > 0 {
+                let full = session.locked.withLock { inner in
+                    inner.subscriptions[subscription.filter] == nil && inner.subscriptions.count >= settings.maxSubscriptions
+                }
+                if full {
+                    broker.stats.limitSubscriptions.add(1, ordering: .relaxed)
+                    broker.logLimit(.maxSubscriptions, metadata: ["mqtt.client_id": "\(clientID)", "remote": "\(remoteAddressText ?? "?")"])
+                    codes.append(version == .v5 ? .quotaExceeded : .unspecifiedError)
+                    continue
+                }
             }
             let granted = min(subscription.qos, QoS(rawValue: UInt8(settings.maxQoS)) ?? .exactlyOnce)
             let group = shared?.group ?? ""
@@ -69,10 +92,13 @@ extension Connection {
             guard shared == nil else { continue }
             let wantsRetained = subscription.retainHandling == .sendAlways || (subscription.retainHandling == .sendIfNew && isNew)
             guard wantsRetained else { continue }
-            if retainedOnDisk && !filter.hasPrefix("$") { retainedToRead.append((filter, granted)) }
+            if retainedOnDisk && !filter.hasPrefix("$") { retainedToRead.append((filter, granted, access == .granted)) }
+            let reader = access == .granted ? nil : broker.authorizer
+            let identity = self.identity
             broker.retained.withLock { tree in
                 tree.forEachMatch(filter: filter) { _, message in
                     guard !message.isExpired(at: now) else { return }
+                    if let reader, !reader.mayRead(identity, topic: message.topic) { return }
                     retainedToSend.append(
                         QueuedDelivery(
                             message: message, qos: min(granted, message.qos), retain: true,
@@ -83,8 +109,9 @@ extension Connection {
         // SUBACK promises the subscription is kept: it waits until the store has it.
         if stored { holdOutput() }
         send(.suback(SubAck(packetID: subscribe.packetID, reasonCodes: codes)))
-        for (filter, qos) in retainedToRead {
-            broker.deliverRetainedFromDisk(to: session, filter: filter, qos: qos, subscriptionID: subscriptionID)
+        for (filter, qos, readable) in retainedToRead {
+            broker.deliverRetainedFromDisk(
+                to: session, filter: filter, qos: qos, subscriptionID: subscriptionID, reader: readable ? nil : identity)
         }
         guard !retainedToSend.isEmpty else { return }
         for delivery in retainedToSend {

@@ -1,4 +1,5 @@
 import Logging
+import NIOSSL
 import MQTTCodec
 import NIOCore
 import RoostCore
@@ -29,6 +30,8 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     let broker: Broker
+    /// The listener this connection came in on (shared by all its connections).
+    let listener: ListenerContext
     let eventLoop: EventLoop
     /// The broker's logger, shared and never mutated per connection (a per-connection copy with
     /// its own metadata costs an allocation for every idle connection).
@@ -94,6 +97,10 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var unpacedStoreWrites = false
     /// Reading is paused until the store's backlog is written.
     var pausedForStore = false
+    /// Reading (and handling what was read) is paused until the publish-rate bucket refills.
+    var pausedForRate = false
+    /// `max_publish_rate`: made on the first PUBLISH when the limit is on.
+    var publishBucket: TokenBucket?
     /// Above this many changes waiting for the disk, connections that add unpaced writes pause.
     static let storeBacklogLimit = 50_000
     /// While this much output is held for the store, drain moves nothing more out of the
@@ -101,8 +108,21 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     static let heldOutputLimit = 64 * 1024
     private var drainBatch: [(packetID: UInt16, delivery: QueuedDelivery)] = []
 
-    init(broker: Broker, eventLoop: EventLoop, logger: Logger) {
+    /// Set once the connection is in the broker's table (see `activate`).
+    private var registered = false
+    /// The verified client certificate's subject CN (TLS listeners with a client certificate).
+    var peerCertificateIdentity: String?
+
+    /// The peer's address, for logs and authentication (PROXY protocol would replace it).
+    var remoteAddressText: String? {
+        guard let address = context?.channel.remoteAddress else { return nil }
+        if let ip = address.ipAddress, let port = address.port { return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
+        return "\(address)"
+    }
+
+    init(broker: Broker, eventLoop: EventLoop, logger: Logger, listener: ListenerContext = .default) {
         self.broker = broker
+        self.listener = listener
         self.eventLoop = eventLoop
         self.baseLogger = logger
         self.decoder = MQTTDecoder(version: .v3_1_1, maximumPacketSize: broker.settings.maxPacketSize)
@@ -112,28 +132,33 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // Behind a WebSocket upgrade the channel is active before this handler exists.
+        if context.channel.isActive { activate(context: context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        guard broker.register(self) else {
-            logger.warning("connection refused: max_connections reached", metadata: ["limit": "\(broker.settings.maxConnections)"])
-            phase = .closed
-            context.close(promise: nil)
-            return
-        }
+        activate(context: context)
+        context.fireChannelActive()
+    }
+
+    /// The socket is open and admitted (limits are checked when it is accepted, in
+    /// `Server.configurePipeline`): register it and start the CONNECT timer.
+    private func activate(context: ChannelHandlerContext) {
+        guard !registered else { return }
+        registered = true
+        broker.register(self)
         let timeout = TimeAmount.seconds(Int64(broker.settings.connectTimeout))
         connectTimeoutTask = eventLoop.scheduleTask(in: timeout) { [weak self] in
             guard let self, self.phase == .awaitingConnect else { return }
             self.logger.debug("closing: no CONNECT within the connect timeout")
             self.close()
         }
-        context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         connectTimeoutTask?.cancel()
         keepAliveTask?.cancel()
-        broker.unregister(self)
+        if registered { broker.unregister(self) }
         let wasConnected = phase == .connected || phase == .attaching
         phase = .closed
         if wasConnected { connectionEnded(.abnormal) }
@@ -179,9 +204,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
             loop.execute {
                 guard let self, self.pausedForStore else { return }
                 self.pausedForStore = false
-                if let channel = self.context?.channel, channel.isWritable {
-                    channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
-                }
+                self.updateReading()
             }
         }
     }
@@ -199,14 +222,27 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         // Read back-pressure: a client that does not read what we send (acks included) is not
         // read from either, until its socket drains.
         let writable = context.channel.isWritable
-        context.channel.setOption(ChannelOptions.autoRead, value: writable && !pausedForStore).whenFailure { _ in }
+        updateReading()
         // Not inline: this event can fire inside our own flush.
         if writable { eventLoop.execute { self.drain() } }
         context.fireChannelWritabilityChanged()
     }
 
+    /// Reads from the socket only while nothing holds it back: a full socket towards the client,
+    /// the store's backlog, or the client's publish rate.
+    func updateReading() {
+        guard let channel = context?.channel else { return }
+        let read = channel.isWritable && !pausedForStore && !pausedForRate
+        channel.setOption(ChannelOptions.autoRead, value: read).whenFailure { _ in }
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        logger.debug("connection error", metadata: ["error": "\(error)"])
+        if error is NIOSSLError || error is BoringSSLError {
+            broker.stats.tlsHandshakeFailures.add(1, ordering: .relaxed)
+            logger.info("TLS error", metadata: ["remote": "\(remoteAddressText ?? "?")", "listener": "\(listener.name)", "error": "\(error)"])
+        } else {
+            logger.debug("connection error", metadata: ["error": "\(error)"])
+        }
         close()
     }
 
@@ -222,7 +258,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
                 inbound = buffer
             }
         }
-        while phase == .awaitingConnect || phase == .connected {
+        while (phase == .awaitingConnect || phase == .connected) && !pausedForRate {
             let packet: MQTTPacket?
             do {
                 packet = try decoder.decode(from: &buffer)

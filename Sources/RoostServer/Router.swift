@@ -54,11 +54,22 @@ final class Router: Sendable {
 
     /// Every subscription matching `topic`, ordinary ones sorted by session so that the caller
     /// can merge a session's overlapping subscriptions into one delivery.
-    func resolve(topic: String) -> [Match] {
+    ///
+    /// With an authorizer, subscribers that may not read `topic` are left out (checked here, on
+    /// the publisher's route-cache miss, so a steady topic costs one check per routing change).
+    /// A session restored from the store whose client has not connected since is not checked:
+    /// its subscriptions were authorized when they were made.
+    func resolve(topic: String, authorizer: (any Authorizer)? = nil) -> [Match] {
         var matches: [Match] = []
         tree.withLock { tree in
             tree.forEachMatch(name: topic) { filter, key, entry in
                 matches.append(Match(entry: entry, group: key.group, filter: filter))
+            }
+        }
+        if let authorizer, !matches.isEmpty {
+            matches.removeAll { match in
+                guard let identity = match.entry.session.locked.withLock({ $0.identity }) else { return false }
+                return !authorizer.mayRead(identity, topic: topic)
             }
         }
         matches.sort { lhs, rhs in

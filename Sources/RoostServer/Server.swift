@@ -1,7 +1,10 @@
 import Logging
 import MQTTCodec
 import NIOCore
+import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import NIOWebSocket
 import RoostCore
 
 /// Binds the listeners and runs the broker on an event loop group (one loop per core).
@@ -9,23 +12,38 @@ public final class Server: Sendable {
     public let broker: Broker
     let group: MultiThreadedEventLoopGroup
     let channels: [Channel]
+    let listeners: [ListenerContext]
     let logger: Logger
 
-    private init(broker: Broker, group: MultiThreadedEventLoopGroup, channels: [Channel], logger: Logger) {
+    private init(broker: Broker, group: MultiThreadedEventLoopGroup, channels: [Channel], listeners: [ListenerContext], logger: Logger) {
         self.broker = broker
         self.group = group
         self.channels = channels
+        self.listeners = listeners
         self.logger = logger
     }
 
     /// The addresses actually bound (useful with port 0).
     public var localAddresses: [SocketAddress] { channels.compactMap { $0.localAddress } }
 
-    /// Starts listening on every `host:port`. Throws if one cannot be bound.
+    /// Starts plain TCP listeners on every `host:port` (tests and embedding).
     public static func start(
         settings: BrokerSettings, listeners: [(host: String, port: Int)], threads: Int = System.coreCount, logger: Logger,
         authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil, store: (any DurableStore)? = nil
     ) async throws -> Server {
+        try await start(
+            settings: settings, listeners: listeners.map { ListenerConfiguration(host: $0.host, port: $0.port) }, threads: threads,
+            logger: logger, authenticator: authenticator, authorizer: authorizer, store: store)
+    }
+
+    /// Starts every listener. Throws if a certificate cannot be used (``ListenerError``) or an
+    /// address cannot be bound.
+    public static func start(
+        settings: BrokerSettings, listeners: [ListenerConfiguration], threads: Int = System.coreCount, logger: Logger,
+        authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil, store: (any DurableStore)? = nil
+    ) async throws -> Server {
+        // Certificates first: a bad file stops the start before anything is bound or loaded.
+        let contexts = try listeners.map { try ListenerContext($0) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         let broker = Broker(settings: settings, logger: logger, authenticator: authenticator, authorizer: authorizer, store: store)
         var channels: [Channel] = []
@@ -35,7 +53,8 @@ public final class Server: Sendable {
                 let stored = try store.load(memoryQueueLimit: settings.queueMemoryLimit, retainedMemoryLimit: settings.retainedMemoryLimit)
                 broker.restore(stored, group: group)
             }
-            for listener in listeners {
+            for listener in contexts {
+                let configuration = listener.configuration
                 let bootstrap = ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 1024)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -45,17 +64,18 @@ public final class Server: Sendable {
                         .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65_536))
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            let connection = Connection(broker: broker, eventLoop: channel.eventLoop, logger: logger)
-                            try channel.pipeline.syncOperations.addHandler(connection)
+                            // A refused socket is closed here, before anything is read from it.
+                            try broker.admit(channel, listener: listener)
+                            try Self.configurePipeline(channel, listener: listener, broker: broker, logger: logger)
                         }
                     }
-                let channel = try await bootstrap.bind(host: listener.host, port: listener.port).get()
+                let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
                 channels.append(channel)
-                let address = channel.localAddress.map { "\($0)" } ?? "\(listener.host):\(listener.port)"
-                logger.info("listening", metadata: ["address": "\(address)"])
-                if !isLoopback(listener.host) && settings.allowAnonymous {
+                let address = channel.localAddress.map { "\($0)" } ?? "\(configuration.host):\(configuration.port)"
+                logger.info("listening", metadata: ["address": "\(address)", "transport": "\(configuration.transport.rawValue)"])
+                if !isLoopback(configuration.host) && (configuration.allowAnonymous ?? settings.allowAnonymous) {
                     logger.warning(
-                        "listener on a non-loopback address accepts anonymous clients; configure authentication or --no-allow-anonymous",
+                        "listener on a non-loopback address accepts anonymous clients; configure a password file or allow_anonymous: false",
                         metadata: ["address": "\(address)"])
                 }
             }
@@ -65,11 +85,78 @@ public final class Server: Sendable {
             store?.close()
             throw error
         }
-        let server = Server(broker: broker, group: group, channels: channels, logger: logger)
+        let server = Server(broker: broker, group: group, channels: channels, listeners: contexts, logger: logger)
         server.startSysTopics()
         server.startRetainedSweep()
+        server.startCertificateWatch()
         return server
     }
+
+    /// The handlers of one accepted connection, by transport: [TLS] [HTTP + WebSocket upgrade] Connection.
+    static func configurePipeline(_ channel: Channel, listener: ListenerContext, broker: Broker, logger: Logger) throws {
+        let pipeline = channel.pipeline.syncOperations
+        let configuration = listener.configuration
+        if configuration.transport.usesTLS, let sslContext = listener.sslContext {
+            try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
+        }
+        guard configuration.transport.usesWebSocket else {
+            try pipeline.addHandler(Connection(broker: broker, eventLoop: channel.eventLoop, logger: logger, listener: listener))
+            return
+        }
+        let path = configuration.webSocketPath
+        let gate = WebSocketUpgradeGate(path: path, timeout: .seconds(Int64(broker.settings.connectTimeout)))
+        let maxFrame = min(Int(UInt32.max), broker.settings.maxPacketSize + 1024)
+        let upgrader = NIOWebSocketServerUpgrader(
+            maxFrameSize: maxFrame, automaticErrorHandling: true,
+            shouldUpgrade: { channel, head in
+                let requestPath = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+                let (ok, chosen) = WebSocketUpgradeGate.chooseSubprotocol(head.headers)
+                guard requestPath == path, ok else { return channel.eventLoop.makeSucceededFuture(nil) }
+                var headers = HTTPHeaders()
+                if let chosen { headers.add(name: "Sec-WebSocket-Protocol", value: chosen) }
+                return channel.eventLoop.makeSucceededFuture(headers)
+            },
+            upgradePipelineHandler: { channel, _ in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(WebSocketMQTTAdapter())
+                    try pipeline.addHandler(Connection(broker: broker, eventLoop: channel.eventLoop, logger: logger, listener: listener))
+                }
+            })
+        try pipeline.configureHTTPServerPipeline(
+            withServerUpgrade: (
+                upgraders: [upgrader],
+                completionHandler: { context in
+                    context.pipeline.syncOperations.removeHandler(gate, promise: nil)
+                }
+            ))
+        try pipeline.addHandler(gate)
+    }
+
+    /// Re-reads every TLS listener's certificate files (SIGHUP). New connections get the new
+    /// certificate; open ones keep theirs.
+    public func reloadCertificates() {
+        for listener in listeners { listener.reloadTLS(force: true, logger: logger) }
+    }
+
+    /// Call after the authorizer's rules changed (a reloaded ACL file): routes are resolved
+    /// again, so read access follows the new rules from the next message on.
+    public func accessRulesChanged() {
+        broker.router.version.add(1, ordering: .releasing)
+    }
+
+    /// Checks the certificate files every `certificateCheckInterval` and reloads those that changed.
+    func startCertificateWatch() {
+        let tlsListeners = listeners.filter { $0.configuration.transport.usesTLS }
+        guard !tlsListeners.isEmpty else { return }
+        let logger = self.logger
+        group.next().scheduleRepeatedTask(initialDelay: Self.certificateCheckInterval, delay: Self.certificateCheckInterval) { _ in
+            for listener in tlsListeners { listener.reloadTLS(force: false, logger: logger) }
+        }
+    }
+
+    /// How often certificate files are checked for changes.
+    static let certificateCheckInterval = TimeAmount.seconds(5)
 
     static func isLoopback(_ host: String) -> Bool {
         host == "localhost" || host.hasPrefix("127.") || host == "::1"

@@ -44,6 +44,9 @@ final class Session: @unchecked Sendable {
         var persisted = false
         /// Wall-clock ms when the session went offline (stored with it, for expiry across restarts).
         var offlineSince: Int64 = 0
+        /// Who the last connection authenticated as, for read access checks; nil for a session
+        /// restored from the store until its client connects again.
+        var identity: ClientIdentity?
     }
 
     let id: Int

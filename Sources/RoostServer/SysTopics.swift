@@ -69,6 +69,20 @@ extension Broker {
         publishSys(name: "load/bytes/sent", value: "\(stats.bytesSent.load(ordering: .relaxed))")
         publishSys(name: "bytes/received", value: "\(stats.bytesReceived.load(ordering: .relaxed))")
         publishSys(name: "bytes/sent", value: "\(stats.bytesSent.load(ordering: .relaxed))")
+        for (name, value) in [
+            ("security/auth/bad_credentials", stats.authBadCredentials.load(ordering: .relaxed)),
+            ("security/auth/not_authorized", stats.authNotAuthorized.load(ordering: .relaxed)),
+            ("security/publish/denied", stats.publishDenied.load(ordering: .relaxed)),
+            ("security/subscribe/denied", stats.subscribeDenied.load(ordering: .relaxed)),
+            ("security/tls/handshake_failures", stats.tlsHandshakeFailures.load(ordering: .relaxed)),
+            ("limits/max_connections", stats.limitMaxConnections.load(ordering: .relaxed)),
+            ("limits/max_connection_rate", stats.limitConnectionRate.load(ordering: .relaxed)),
+            ("limits/max_publish_rate", stats.limitPublishRate.load(ordering: .relaxed)),
+            ("limits/max_subscriptions", stats.limitSubscriptions.load(ordering: .relaxed)),
+            ("limits/topic", stats.limitTopic.load(ordering: .relaxed)),
+        ] {
+            publishSys(name: name, value: "\(value)")
+        }
         publishSys(name: "subscriptions/count", value: "\(router.count)")
         publishSys(name: "retained messages/count", value: "\(retainedCount)")
     }

@@ -1,5 +1,6 @@
 import Foundation
 import RoostCore
+import RoostServer
 
 /// An invalid configuration value, reported with the key, the value, where it came from and what is allowed.
 struct ConfigurationError: Error, CustomStringConvertible {
@@ -17,7 +18,22 @@ struct ConfigurationError: Error, CustomStringConvertible {
 /// variables (`ROOST_<KEY>`) and flags (`--<key>`), later sources winning.
 struct ServeConfiguration {
     var settings = BrokerSettings()
+    /// Plain TCP listeners from `listen` (the default one when no listener of any kind is configured).
     var listeners: [(host: String, port: Int)] = [("127.0.0.1", 1883)]
+    var listenExplicit = false
+    /// `tls_listen`, `ws_listen`, `wss_listen`: listeners from flags, with the global TLS keys.
+    var tlsListen: [(host: String, port: Int)] = []
+    var wsListen: [(host: String, port: Int)] = []
+    var wssListen: [(host: String, port: Int)] = []
+    /// Listeners declared in the config file as a list of maps (`listeners:`).
+    var listenerMaps: [(map: [String: String], source: String)] = []
+    /// Global TLS keys: used by `tls_listen` / `wss_listen` and as defaults of `listeners:` entries.
+    var tlsDefaults: [String: String] = [:]
+    /// Password file (mosquitto_passwd format) and ACL file (Mosquitto acl_file format).
+    var passwordFile: String?
+    var aclFile: String?
+    /// `allow_anonymous` as given; nil: true, unless a password file is configured.
+    var allowAnonymousSetting: Bool?
     var dataDirectory = "./roost-data"
     /// The embedded durable store (sessions, queues, retained messages) in `dataDirectory`.
     var persistence = true
@@ -77,6 +93,27 @@ struct ServeConfiguration {
             }
             guard !parsed.isEmpty else { return false }
             config.listeners = parsed
+            config.listenExplicit = true
+            return true
+        },
+        listenerList("tls_listen", "TLS listeners (with certfile, keyfile, cafile, ...)", \.tlsListen),
+        listenerList("ws_listen", "WebSocket listeners (path /mqtt, subprotocol mqtt)", \.wsListen),
+        listenerList("wss_listen", "WebSocket over TLS listeners (with certfile, keyfile, ...)", \.wssListen),
+        tlsKey("certfile", "a PEM file path", "server certificate (and chain) of TLS listeners"),
+        tlsKey("keyfile", "a PEM file path", "private key of TLS listeners"),
+        tlsKey("cafile", "a PEM file path", "CAs that client certificates must chain to"),
+        tlsKey("require_certificate", "true or false", "TLS clients must present a valid certificate (mutual TLS)"),
+        tlsKey("use_identity_as_username", "true or false", "the client certificate's CN is the user name"),
+        tlsKey("tls_version", "tlsv1.2 or tlsv1.3", "lowest TLS version accepted"),
+        tlsKey("ciphers", "an OpenSSL cipher list", "TLS 1.2 cipher suites"),
+        Key(name: "password_file", allowed: "a file path (mosquitto_passwd format)", help: "user names and password hashes; anonymous clients are then refused unless allow_anonymous is true") { config, value in
+            guard !value.isEmpty else { return false }
+            config.passwordFile = value
+            return true
+        },
+        Key(name: "acl_file", allowed: "a file path (Mosquitto acl_file format)", help: "per-topic access control") { config, value in
+            guard !value.isEmpty else { return false }
+            config.aclFile = value
             return true
         },
         Key(name: "data_dir", allowed: "a directory path", help: "where the durable store lives (created if missing)") { config, value in
@@ -109,7 +146,16 @@ struct ServeConfiguration {
             config.threads = number
             return true
         },
-        boolean("allow_anonymous", "accept clients without a user name", \.allowAnonymous),
+        Key(name: "allow_anonymous", allowed: "true or false", help: "accept clients without a user name (default: true without a password file, false with one)") { config, value in
+            guard let flag = parseBool(value) else { return false }
+            config.allowAnonymousSetting = flag
+            return true
+        },
+        integer("max_connection_rate", 0...10_000_000, "new connections per second, whole broker (0: no limit)", \.maxConnectionRate),
+        integer("max_publish_rate", 0...10_000_000, "PUBLISH packets per second per client; over it the client is not read for a while (0: no limit)", \.maxPublishRate),
+        integer("max_subscriptions", 0...10_000_000, "subscriptions per client (0: no limit)", \.maxSubscriptions),
+        integer("max_topic_levels", 0...65_535, "levels in a topic name or filter (0: no limit)", \.maxTopicLevels),
+        integer("max_topic_length", 1...65_535, "bytes in a topic name or filter", \.maxTopicLength),
         integer("max_packet_size", 16...268_435_455, "largest packet accepted, bytes", \.maxPacketSize),
         integer("max_keepalive", 1...65_535, "largest keepalive allowed, seconds", \.maxKeepAlive),
         integer("receive_maximum", 1...65_535, "QoS 1/2 messages in flight per client, each direction", \.receiveMaximum),
@@ -136,6 +182,27 @@ struct ServeConfiguration {
         integer("sys_interval", 0...86_400, "seconds between $SYS updates (0: off)", \.sysInterval),
         integer("connect_timeout", 1...3_600, "seconds a socket may stay without CONNECT", \.connectTimeout),
     ]
+
+    static func listenerList(_ name: String, _ help: String, _ path: WritableKeyPath<ServeConfiguration, [(host: String, port: Int)]>) -> Key {
+        Key(name: name, allowed: "HOST:PORT (IPv6 as [::1]:8883), or a comma-separated list", help: help) { config, value in
+            var parsed: [(host: String, port: Int)] = []
+            for part in value.split(separator: ",") {
+                guard let listener = parseListener(part.trimmingCharacters(in: .whitespaces)) else { return false }
+                parsed.append(listener)
+            }
+            guard !parsed.isEmpty else { return false }
+            config[keyPath: path] = parsed
+            return true
+        }
+    }
+
+    static func tlsKey(_ name: String, _ allowed: String, _ help: String) -> Key {
+        Key(name: name, allowed: allowed, help: help) { config, value in
+            guard ListenerKeys.validate(name, value) else { return false }
+            config.tlsDefaults[name] = value
+            return true
+        }
+    }
 
     static func key(named name: String) -> Key? {
         let normalized = name.replacingOccurrences(of: "-", with: "_").lowercased()
@@ -186,12 +253,27 @@ struct ServeConfiguration {
         var listKey: String?
         var listItems: [String] = []
         var listLine = 0
+        /// `- key: value` items: a list of maps (`listeners:`), one map per item.
+        var mapItems: [(map: [String: String], source: String)] = []
         func finishList() throws {
             if let key = listKey {
-                try set(key, listItems.joined(separator: ","), source: "\(path):\(listLine)")
+                if !mapItems.isEmpty {
+                    guard key == "listeners" else {
+                        throw ConfigurationError(key: key, value: "a list of maps", source: "\(path):\(listLine)", allowed: "maps only under 'listeners:'")
+                    }
+                    guard listItems.isEmpty else {
+                        throw ConfigurationError(key: key, value: listItems[0], source: "\(path):\(listLine)", allowed: "every item a map ('- address: HOST:PORT' and its keys)")
+                    }
+                    listenerMaps.append(contentsOf: mapItems)
+                } else if key == "listeners" {
+                    throw ConfigurationError(key: key, value: listItems.first ?? "", source: "\(path):\(listLine)", allowed: "a list of maps ('- address: HOST:PORT' and its keys)")
+                } else {
+                    try set(key, listItems.joined(separator: ","), source: "\(path):\(listLine)")
+                }
             }
             listKey = nil
             listItems = []
+            mapItems = []
         }
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             var line = String(rawLine)
@@ -202,7 +284,20 @@ struct ServeConfiguration {
                 guard listKey != nil else {
                     throw ConfigurationError(key: "?", value: trimmed, source: "\(path):\(index + 1)", allowed: "a list item under a key such as 'listen:'")
                 }
-                listItems.append(unquote(String(trimmed.dropFirst(1)).trimmingCharacters(in: .whitespaces)))
+                let item = String(trimmed.dropFirst(1)).trimmingCharacters(in: .whitespaces)
+                if let (key, value) = Self.mapEntry(item) {
+                    mapItems.append(([key: unquote(value)], "\(path):\(index + 1)"))
+                } else {
+                    listItems.append(unquote(item))
+                }
+                continue
+            }
+            if line.first == " " || line.first == "\t", listKey != nil, !mapItems.isEmpty, let (key, value) = Self.mapEntry(trimmed) {
+                // A further key of the current map item (indented under its '- ').
+                guard mapItems[mapItems.count - 1].map[key] == nil else {
+                    throw ConfigurationError(key: key, value: value, source: "\(path):\(index + 1)", allowed: "each key once per listener")
+                }
+                mapItems[mapItems.count - 1].map[key] = unquote(value)
                 continue
             }
             try finishList()
@@ -226,11 +321,54 @@ struct ServeConfiguration {
         try finishList()
     }
 
+    /// `key: value` (a space after the colon, as in YAML, so `localhost:1883` is no map) with
+    /// a non-empty key made of letters, digits and underscores.
+    static func mapEntry(_ text: String) -> (String, String)? {
+        guard let colon = text.firstIndex(of: ":") else { return nil }
+        let after = text.index(after: colon)
+        guard after == text.endIndex || text[after] == " " || text[after] == "\t" else { return nil }
+        let key = text[..<colon].trimmingCharacters(in: .whitespaces)
+        guard !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else { return nil }
+        return (key, text[text.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+    }
+
     private func unquote(_ value: String) -> String {
         if value.count >= 2, let first = value.first, let last = value.last, first == last, first == "\"" || first == "'" {
             return String(value.dropFirst().dropLast())
         }
         return value
+    }
+
+    /// The broker-wide `allow_anonymous`: as configured, else off once a password file is set.
+    var effectiveAllowAnonymous: Bool { allowAnonymousSetting ?? (passwordFile == nil) }
+
+    /// Every listener, in order: `listen`, `tls_listen`, `ws_listen`, `wss_listen`, then the
+    /// config file's `listeners:` maps. The default `127.0.0.1:1883` only when none is configured.
+    func listenerConfigurations() throws -> [ListenerConfiguration] {
+        var result: [ListenerConfiguration] = []
+        let anyOther = !tlsListen.isEmpty || !wsListen.isEmpty || !wssListen.isEmpty || !listenerMaps.isEmpty
+        if listenExplicit || !anyOther {
+            result += listeners.map { ListenerConfiguration(host: $0.host, port: $0.port) }
+        }
+        for (transport, addresses) in [(ListenerConfiguration.Transport.tls, tlsListen), (.ws, wsListen), (.wss, wssListen)] {
+            for address in addresses {
+                let own = [
+                    "address": "\(address.host.contains(":") ? "[\(address.host)]" : address.host):\(address.port)",
+                    "transport": transport.rawValue,
+                ]
+                result.append(
+                    try ListenerKeys.make(
+                        own, defaults: transport == .ws ? [:] : tlsDefaults, source: "flag --\(transport.rawValue)-listen",
+                        needsTLSKeysFrom: "--certfile/--keyfile"))
+            }
+        }
+        for (map, source) in listenerMaps {
+            let transport = map["transport"]?.lowercased() ?? "tcp"
+            let defaults = transport == "tls" || transport == "wss" ? tlsDefaults : [:]
+            result.append(
+                try ListenerKeys.make(map, defaults: defaults, source: source, needsTLSKeysFrom: "certfile/keyfile in the listener or at the top level"))
+        }
+        return result
     }
 
     /// Applies `ROOST_<KEY>` environment variables.

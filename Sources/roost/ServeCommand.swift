@@ -21,6 +21,36 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("listen"), help: "HOST:PORT to listen on (repeatable; replaces the default 127.0.0.1:1883).")
     var listen: [String] = []
 
+    @Option(name: .customLong("tls-listen"), help: "HOST:PORT of a TLS listener (repeatable; needs --certfile and --keyfile).")
+    var tlsListen: [String] = []
+
+    @Option(name: .customLong("ws-listen"), help: "HOST:PORT of a WebSocket listener, path /mqtt (repeatable).")
+    var wsListen: [String] = []
+
+    @Option(name: .customLong("wss-listen"), help: "HOST:PORT of a WebSocket-over-TLS listener (repeatable; needs --certfile and --keyfile).")
+    var wssListen: [String] = []
+
+    @Option(name: .customLong("certfile"), help: "PEM server certificate (and chain) of the TLS listeners.")
+    var certfile: String?
+
+    @Option(name: .customLong("keyfile"), help: "PEM private key of the TLS listeners.")
+    var keyfile: String?
+
+    @Option(name: .customLong("cafile"), help: "PEM CA certificates that client certificates must chain to.")
+    var cafile: String?
+
+    @Flag(name: .customLong("require-certificate"), help: "TLS clients must present a certificate signed by --cafile (mutual TLS).")
+    var requireCertificate = false
+
+    @Flag(name: .customLong("use-identity-as-username"), help: "The client certificate's subject CN is the user name.")
+    var useIdentityAsUsername = false
+
+    @Option(name: .customLong("password-file"), help: "Password file (mosquitto_passwd format; make one with roost passwd).")
+    var passwordFile: String?
+
+    @Option(name: .customLong("acl-file"), help: "ACL file (Mosquitto acl_file format).")
+    var aclFile: String?
+
     @Option(name: .customLong("config"), help: "Configuration file (YAML key: value).")
     var configFile: String?
 
@@ -66,21 +96,43 @@ struct ServeCommand: AsyncParsableCommand {
         }
         if !listen.isEmpty { try config.set("listen", listen.joined(separator: ","), source: "flag --listen") }
         if let dataDir { try config.set("data_dir", dataDir, source: "flag --data-dir") }
-        if let allowAnonymous { config.settings.allowAnonymous = allowAnonymous }
+        if let allowAnonymous { config.allowAnonymousSetting = allowAnonymous }
+        if !tlsListen.isEmpty { try config.set("tls_listen", tlsListen.joined(separator: ","), source: "flag --tls-listen") }
+        if !wsListen.isEmpty { try config.set("ws_listen", wsListen.joined(separator: ","), source: "flag --ws-listen") }
+        if !wssListen.isEmpty { try config.set("wss_listen", wssListen.joined(separator: ","), source: "flag --wss-listen") }
+        if let certfile { try config.set("certfile", certfile, source: "flag --certfile") }
+        if let keyfile { try config.set("keyfile", keyfile, source: "flag --keyfile") }
+        if let cafile { try config.set("cafile", cafile, source: "flag --cafile") }
+        if requireCertificate { try config.set("require_certificate", "true", source: "flag --require-certificate") }
+        if useIdentityAsUsername { try config.set("use_identity_as_username", "true", source: "flag --use-identity-as-username") }
+        if let passwordFile { try config.set("password_file", passwordFile, source: "flag --password-file") }
+        if let aclFile { try config.set("acl_file", aclFile, source: "flag --acl-file") }
+        config.settings.allowAnonymous = config.effectiveAllowAnonymous
         if let logLevel { try config.set("log_level", logLevel, source: "flag --log-level") }
         return config
     }
 
     func run() async throws {
         let config: ServeConfiguration
+        let listeners: [ListenerConfiguration]
+        let access: AccessControl
         do {
             config = try resolveConfiguration()
+            listeners = try config.listenerConfigurations()
+            access = try AccessControl(passwordFile: config.passwordFile, aclFile: config.aclFile)
         } catch let error as ConfigurationError {
             FileHandle.standardError.write(Data("roost: \(error)\n".utf8))
             throw ExitCode(2)
         }
         if checkConfig {
-            print("configuration OK: listeners \(config.listeners.map { "\($0.host):\($0.port)" }.joined(separator: ", "))")
+            do {
+                for listener in listeners where listener.tls != nil { _ = try listener.tls?.makeContext() }
+            } catch {
+                FileHandle.standardError.write(Data("roost: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+            let described = listeners.map { "\($0.transport.rawValue)://\($0.host):\($0.port)" }.joined(separator: ", ")
+            print("configuration OK: listeners \(described)")
             return
         }
         let level = Logger.Level(rawValue: config.logLevel) ?? .info
@@ -108,7 +160,12 @@ struct ServeCommand: AsyncParsableCommand {
         let server: Server
         do {
             server = try await Server.start(
-                settings: config.settings, listeners: config.listeners, threads: config.threads, logger: logger, store: store)
+                settings: config.settings, listeners: listeners, threads: config.threads, logger: logger,
+                authenticator: access.authenticator, authorizer: access.authorizer, store: store)
+        } catch let error as ListenerError {
+            logger.critical("could not start: \(error)")
+            FileHandle.standardError.write(Data("roost: \(error)\n".utf8))
+            throw ExitCode(2)
         } catch let error as StoreError {
             logger.critical("could not load the durable store: \(error)")
             FileHandle.standardError.write(Data("roost: \(error)\n".utf8))
@@ -118,6 +175,16 @@ struct ServeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("roost: could not start listeners: \(error)\n".utf8))
             throw ExitCode(1)
         }
+        // SIGHUP: certificates, the password file and the ACL file are read again; connections stay.
+        signal(SIGHUP, SIG_IGN)
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        hangup.setEventHandler {
+            logger.info("SIGHUP: reloading certificates, password and ACL files")
+            server.reloadCertificates()
+            if access.reload(logger: logger) { server.accessRulesChanged() }
+        }
+        hangup.resume()
+        defer { hangup.cancel() }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: BrokerService(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],

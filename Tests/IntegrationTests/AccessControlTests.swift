@@ -95,9 +95,9 @@ final class AccessControlTests: XCTestCase {
 
 /// Accepts user "alice" with password "alice-password" only.
 private struct PasswordCheck: Authenticator {
-    func authenticate(clientID: String, username: String?, password: ByteBuffer?) -> AuthenticationResult {
-        guard let username else { return .notAuthorized }
-        let text = password.map { String(buffer: $0) }
+    func authenticate(_ request: AuthenticationRequest) -> AuthenticationResult {
+        guard let username = request.username else { return .notAuthorized }
+        let text = request.password.map { String(buffer: $0) }
         return username == "alice" && text == "alice-password" ? .accepted : .badCredentials
     }
 }
@@ -109,7 +109,7 @@ private struct OwnPrefixPolicy: Authorizer {
         return topic.hasPrefix(username + "/")
     }
 
-    func maySubscribe(_ identity: ClientIdentity, filter: String) -> Bool {
-        !filter.hasPrefix("secret/")
+    func subscriptionAccess(_ identity: ClientIdentity, filter: String) -> SubscriptionAccess {
+        filter.hasPrefix("secret/") ? .denied : .granted
     }
 }

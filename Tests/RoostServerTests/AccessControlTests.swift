@@ -10,7 +10,9 @@ final class AccessControlTests: XCTestCase {
     /// Each client may publish and subscribe only under `clients/<its id>/`.
     struct OwnTreeOnly: Authorizer {
         func mayPublish(_ identity: ClientIdentity, topic: String) -> Bool { topic.hasPrefix("clients/\(identity.clientID)/") }
-        func maySubscribe(_ identity: ClientIdentity, filter: String) -> Bool { filter.hasPrefix("clients/\(identity.clientID)/") }
+        func subscriptionAccess(_ identity: ClientIdentity, filter: String) -> SubscriptionAccess {
+            filter.hasPrefix("clients/\(identity.clientID)/") ? .granted : .denied
+        }
     }
 
     func testAuthorizerFiltersPublishAndSubscribe() throws {

@@ -25,7 +25,15 @@ final class Harness {
     /// Opens a connection (channelActive fires) without sending anything.
     func open(version: ProtocolVersion = .v5) throws -> TestClient {
         let connection = Connection(broker: broker, eventLoop: loop, logger: broker.logger)
-        let channel = EmbeddedChannel(handler: connection, loop: loop)
+        let channel = EmbeddedChannel(loop: loop)
+        do {
+            // As the listener does when it accepts a socket.
+            try broker.admit(channel, listener: .default)
+            try channel.pipeline.syncOperations.addHandler(connection)
+        } catch {
+            try? channel.close().wait()
+            return TestClient(channel: channel, version: version)
+        }
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return TestClient(channel: channel, version: version)
     }

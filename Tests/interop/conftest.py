@@ -21,6 +21,9 @@ import pytest
 
 import support
 
+# Fixtures of the security and limits tests (certs, launch, clients, raws): security_support.py.
+pytest_plugins = ["security_support"]
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
 BROKER = os.environ.get("BROKER", "roost").strip().lower() or "roost"
