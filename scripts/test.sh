@@ -11,6 +11,7 @@ command -v mosquitto >/dev/null || need_apt+=(mosquitto)
 [ -d /usr/share/nodejs/mqtt ] || need_apt+=(node-mqtt)
 command -v node >/dev/null || need_apt+=(nodejs)
 [ -f /usr/include/sqlite3.h ] || need_apt+=(libsqlite3-dev)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> installing Debian packages: ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
