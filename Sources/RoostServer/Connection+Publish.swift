@@ -36,7 +36,8 @@ extension Connection {
             return
         }
         guard let session else { return }
-        if let limit = topicLimit(topic) {
+        // The cached topic passed these checks when it was cached: a steady topic is not scanned again.
+        if topic != cachedTopic, let limit = topicLimit(topic) {
             // Not delivered; MQTT 5 publishers learn why (0x90), 3.x ones get a plain ack.
             broker.stats.limitTopic.add(1, ordering: .relaxed)
             broker.logLimit(limit, metadata: ["mqtt.client_id": "\(clientID)", "remote": "\(remoteAddressText ?? "?")"])
