@@ -46,6 +46,14 @@ public struct BrokerSettings: Sendable, Equatable {
     public var connectTimeout: Int = 10
     /// Whether clients without a user name are accepted (listeners may override it).
     public var allowAnonymous: Bool = true
+    /// Failed logins from one address (within `authBackoffWindow`) before its next logins are
+    /// delayed; 0 turns the back-off off.
+    public var authBackoffAfter: Int = 5
+    /// Longest delay of a login from an address that keeps failing, seconds. The delay starts at
+    /// 250 ms and doubles with each further failure.
+    public var authBackoffMax: Int = 10
+    /// Seconds after which an address's failures are forgotten.
+    public var authBackoffWindow: Int = 300
     /// New connections per second, whole broker (a token bucket holding one second's worth);
     /// sockets over it are closed at once. 0: no limit.
     public var maxConnectionRate: Int = 0

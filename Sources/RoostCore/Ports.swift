@@ -56,6 +56,34 @@ public protocol Authenticator: Sendable {
     func authenticate(_ request: AuthenticationRequest) -> AuthenticationResult
 }
 
+/// One step of an MQTT 5 enhanced authentication (AUTH packets, section 4.12).
+public enum EnhancedAuthStep: Sendable {
+    /// Send `data` to the client in an AUTH packet (reason 0x18) and wait for its answer,
+    /// which goes to `exchange`.
+    case `continue`(data: [UInt8], exchange: any EnhancedAuthExchange)
+    /// Authenticated as `username`; `data` (if any) goes to the client in the CONNACK.
+    case success(username: String, data: [UInt8]?)
+    /// Refused: CONNACK 0x86 (`.badCredentials`) or 0x87 (`.notAuthorized`).
+    case failure(AuthenticationResult, reason: String)
+}
+
+/// The server side of one enhanced-authentication exchange in progress.
+///
+/// Concurrency: used by one connection, on its event loop, one step at a time.
+public protocol EnhancedAuthExchange: AnyObject, Sendable {
+    /// The client's next Authentication Data (from an AUTH packet with reason 0x18).
+    func next(data: [UInt8]) -> EnhancedAuthStep
+}
+
+/// Port: enhanced authentication methods (MQTT 5 Authentication Method), e.g. SCRAM-SHA-256.
+/// Called on the connection's event loop; must not block.
+public protocol EnhancedAuthenticator: Sendable {
+    /// The Authentication Method names served, exactly as clients send them.
+    var methods: [String] { get }
+    /// Starts an exchange for a CONNECT with one of ``methods`` and its Authentication Data.
+    func start(method: String, data: [UInt8], request: AuthenticationRequest) -> EnhancedAuthStep
+}
+
 /// What a subscriber may receive through one subscription.
 public enum SubscriptionAccess: Sendable, Equatable {
     /// Every topic the filter matches may be read: delivered without further checks.

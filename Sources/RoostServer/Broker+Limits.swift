@@ -59,9 +59,10 @@ struct TokenBucket: Sendable {
 extension Broker {
     /// Decides whether a just-accepted socket may stay (before any byte is read): the broker's
     /// `max_connections`, the listener's `max_connections` and `max_connection_rate`. When it may,
-    /// it is counted until its channel closes. Throws the limit that refused it (the caller
-    /// closes the socket).
-    func admit(_ channel: Channel, listener: ListenerContext) throws {
+    /// it is counted until ``release(_:)``: on `closeFuture` when `releaseOnClose`, else the
+    /// caller's handler calls it once (a `Connection` in `handlerRemoved`: no closure per
+    /// connection). Throws the limit that refused it (the caller closes the socket).
+    func admit(_ channel: Channel, listener: ListenerContext, releaseOnClose: Bool = true) throws {
         if settings.maxConnectionRate > 0 {
             let now = NIODeadline.now().uptimeNanoseconds
             let allowed = connectionRate.withLockedValue { bucket -> Bool in
@@ -83,10 +84,15 @@ extension Broker {
             openSockets.subtract(1, ordering: .relaxed)
             throw refuse(.listenerMaxConnections, channel: channel, listener: listener)
         }
-        channel.closeFuture.whenComplete { _ in
-            listener.connections.subtract(1, ordering: .relaxed)
-            self.openSockets.subtract(1, ordering: .relaxed)
+        if releaseOnClose {
+            channel.closeFuture.whenComplete { _ in self.release(listener) }
         }
+    }
+
+    /// A socket counted by ``admit(_:listener:releaseOnClose:)`` has closed.
+    func release(_ listener: ListenerContext) {
+        listener.connections.subtract(1, ordering: .relaxed)
+        openSockets.subtract(1, ordering: .relaxed)
     }
 
     private func refuse(_ limit: LimitTripped, channel: Channel, listener: ListenerContext) -> LimitTripped {
@@ -113,6 +119,67 @@ extension Broker {
             logger.warning("limit reached: \(limit.rawValue) (further ones this minute are only counted)", metadata: metadata)
         } else {
             logger.debug("limit reached: \(limit.rawValue)", metadata: metadata)
+        }
+    }
+}
+
+/// Failed logins per client address, for the login back-off: after `authBackoffAfter` failures,
+/// each further login from that address waits 250 ms, doubling per failure up to
+/// `authBackoffMax`, and logins from one address are spaced by that delay (so parallel
+/// connections do not multiply the guesses). Forgotten `authBackoffWindow` after the last
+/// failure; a successful login does not reset it (one known account must not unlock guessing
+/// at others).
+///
+/// Concurrency: a value behind the broker's lock.
+struct LoginFailures: Sendable {
+    struct Record: Sendable {
+        var failures: Int
+        var lastFailure: UInt64
+        /// Earliest time (ns) the next delayed login from this address may proceed.
+        var nextSlot: UInt64
+    }
+
+    var records: [String: Record] = [:]
+    /// Bound on the table: beyond it, records past their window are purged, then the oldest.
+    static let capacity = 100_000
+}
+
+extension Broker {
+    /// How long a CONNECT from `host` must wait before it is authenticated (zero for most).
+    func authenticationDelay(for host: String?) -> TimeAmount {
+        guard settings.authBackoffAfter > 0, let host else { return .zero }
+        let now = NIODeadline.now().uptimeNanoseconds
+        let window = UInt64(settings.authBackoffWindow) * 1_000_000_000
+        return loginFailures.withLockedValue { table -> TimeAmount in
+            guard var record = table.records[host] else { return .zero }
+            if now &- record.lastFailure > window {
+                table.records[host] = nil
+                return .zero
+            }
+            let excess = record.failures - settings.authBackoffAfter
+            guard excess >= 0 else { return .zero }
+            let step = min(UInt64(settings.authBackoffMax) * 1_000_000_000, 250_000_000 << UInt64(min(excess, 20)))
+            let slot = max(now, record.nextSlot)
+            record.nextSlot = slot + step
+            table.records[host] = record
+            return .nanoseconds(Int64(slot + step - now))
+        }
+    }
+
+    func loginFailed(from host: String?) {
+        guard settings.authBackoffAfter > 0, let host else { return }
+        let now = NIODeadline.now().uptimeNanoseconds
+        let window = UInt64(settings.authBackoffWindow) * 1_000_000_000
+        loginFailures.withLockedValue { table in
+            if table.records.count >= LoginFailures.capacity && table.records[host] == nil {
+                table.records = table.records.filter { now &- $0.value.lastFailure <= window }
+                if table.records.count >= LoginFailures.capacity { table.records.removeAll() }
+            }
+            var record = table.records[host] ?? LoginFailures.Record(failures: 0, lastFailure: now, nextSlot: now)
+            if now &- record.lastFailure > window { record = LoginFailures.Record(failures: 0, lastFailure: now, nextSlot: now) }
+            record.failures += 1
+            record.lastFailure = now
+            table.records[host] = record
         }
     }
 }

@@ -24,6 +24,8 @@ public final class Broker: Sendable {
     let openSockets = Atomic<Int>(0)
     /// `max_connection_rate`'s bucket, made on first use.
     let connectionRate = NIOLockedValueBox<TokenBucket?>(nil)
+    /// Recent login failures per client address (`auth_backoff_after`, `auth_backoff_max`).
+    let loginFailures = NIOLockedValueBox(LoginFailures())
     /// When each limit was last logged at warning level.
     let limitLogTimes = NIOLockedValueBox<[LimitTripped: UInt64]>([:])
     let nextSessionID = Atomic<Int>(1)
@@ -37,14 +39,22 @@ public final class Broker: Sendable {
     let authenticator: any Authenticator
     /// Per-topic access control; nil allows everything (and costs nothing per message).
     let authorizer: (any Authorizer)?
+    /// MQTT 5 enhanced authentication, by Authentication Method.
+    let enhancedAuthenticators: [String: any EnhancedAuthenticator]
     /// The durable store; nil keeps everything in memory only.
     let store: (any DurableStore)?
 
     public init(
         settings: BrokerSettings, logger: Logger, clock: @escaping @Sendable () -> UInt64 = Broker.systemClock,
         authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil, store: (any DurableStore)? = nil,
-        wallClock: @escaping @Sendable () -> Int64 = Broker.systemWallClock
+        wallClock: @escaping @Sendable () -> Int64 = Broker.systemWallClock,
+        enhancedAuthenticators: [any EnhancedAuthenticator] = []
     ) {
+        var methods: [String: any EnhancedAuthenticator] = [:]
+        for authenticator in enhancedAuthenticators {
+            for method in authenticator.methods { methods[method] = authenticator }
+        }
+        self.enhancedAuthenticators = methods
         self.settings = settings
         self.logger = logger
         self.clock = clock

@@ -34,6 +34,8 @@ final class BrokerStats: Sendable {
     let authBadCredentials = Atomic<Int>(0)
     /// CONNECTs refused as not authorized (0x87 / 0x05): anonymous where it is off, a missing certificate identity.
     let authNotAuthorized = Atomic<Int>(0)
+    /// CONNECTs held back by the login back-off of their address.
+    let authDelayed = Atomic<Int>(0)
     /// PUBLISHes (and wills) refused by the authorizer.
     let publishDenied = Atomic<Int>(0)
     /// Subscriptions refused by the authorizer.

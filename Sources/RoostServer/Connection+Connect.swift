@@ -15,6 +15,18 @@ extension Connection {
             handleConnect(connect)
             return
         }
+        if phase == .authenticating {
+            switch packet {
+            case .auth(let auth): handleAuth(auth)
+            case .disconnect:
+                logger.debug("DISCONNECT during authentication")
+                close()
+            default:
+                pendingAuthentication = nil
+                refuse(.protocolError, .notAuthorized, "\(packet.type) before the authentication exchange finished")
+            }
+            return
+        }
         switch packet {
         case .connect:
             disconnect(.protocolError, reasonString: "second CONNECT [MQTT-3.1.0-2]")
@@ -36,15 +48,15 @@ extension Connection {
             send(.pingresp)
         case .disconnect(let packet):
             handleDisconnect(packet)
-        case .auth:
-            disconnect(.protocolError, reasonString: "AUTH without an authentication method in CONNECT")
+        case .auth(let auth):
+            handleAuth(auth)
         case .connack, .suback, .unsuback, .pingresp:
             disconnect(.protocolError, reasonString: "\(packet.type) may only be sent by a server")
         }
     }
 
     /// Refuses a CONNECT with the right code for the version and closes.
-    private func refuse(_ v5Code: ReasonCode, _ v3Code: ConnectReturnCode, _ reason: String) {
+    func refuse(_ v5Code: ReasonCode, _ v3Code: ConnectReturnCode, _ reason: String) {
         logger.info(
             "connection refused",
             metadata: ["mqtt.client_id": "\(clientID)", "reason": "\(reason)", "remote": "\(remoteAddressText ?? "?")", "listener": "\(listener.name)"])
@@ -73,10 +85,6 @@ extension Connection {
             if settings.topicAliasOut { outboundAliasMaximum = Int(properties.topicAliasMaximum ?? 0) }
             requestProblemInformation = properties.requestProblemInformation != 0
         }
-        if properties.authenticationMethod != nil {
-            refuse(.badAuthenticationMethod, .notAuthorized, "enhanced authentication is not supported")
-            return
-        }
         var assignedID: String?
         if clientID.isEmpty {
             if version != .v5 && (!connect.cleanStart || version == .v3_1) {
@@ -90,33 +98,15 @@ extension Connection {
             refuse(.clientIdentifierNotValid, .identifierRejected, "client id longer than \(settings.maxClientIDLength) bytes")
             return
         }
-        var username = connect.username
-        if listener.useIdentityAsUsername, peerCertificateIdentity == nil, let channel = context?.channel {
-            peerCertificateIdentity = CertificateIdentity.commonName(of: channel)
-        }
-        let certificateIdentity = listener.useIdentityAsUsername ? peerCertificateIdentity : nil
-        if listener.useIdentityAsUsername && certificateIdentity == nil {
-            broker.stats.authNotAuthorized.add(1, ordering: .relaxed)
-            refuse(.notAuthorized, .notAuthorized, "no client certificate identity (use_identity_as_username)")
-            return
-        }
-        let request = AuthenticationRequest(
-            clientID: clientID, username: username, password: connect.password, remoteAddress: remoteAddressText,
-            listener: listener.name, allowAnonymous: listener.allowAnonymous ?? settings.allowAnonymous,
-            certificateIdentity: certificateIdentity)
-        switch broker.authenticator.authenticate(request) {
-        case .accepted:
-            break
-        case .notAuthorized:
-            broker.stats.authNotAuthorized.add(1, ordering: .relaxed)
-            refuse(.notAuthorized, .notAuthorized, "not authorized")
-            return
-        case .badCredentials:
-            broker.stats.authBadCredentials.add(1, ordering: .relaxed)
-            refuse(.badUserNameOrPassword, .badUserNameOrPassword, "bad user name or password")
-            return
-        }
-        if let certificateIdentity { username = certificateIdentity }
+        beginAuthentication(connect, assignedID: assignedID)
+    }
+
+    /// The rest of CONNECT once the client is authenticated as `username`: will checks,
+    /// keepalive, expiry, CONNACK properties (with the enhanced-authentication method and data,
+    /// if any) and the session.
+    func completeConnect(_ connect: Connect, assignedID: String?, username: String?, authentication: (method: String, data: [UInt8]?)?) {
+        let settings = broker.settings
+        let properties = connect.properties
         identity = ClientIdentity(clientID: clientID, username: username)
         if let will = connect.will {
             if will.topic.hasPrefix("$SYS") || (broker.authorizer.map { !$0.mayPublish(identity, topic: will.topic) } ?? false) {
@@ -177,6 +167,10 @@ extension Connection {
             if !settings.subscriptionIdentifierAvailable { ackProperties.subscriptionIdentifierAvailable = 0 }
             if !settings.sharedSubscriptionAvailable { ackProperties.sharedSubscriptionAvailable = 0 }
             if grantedExpiry != requestedExpiry { ackProperties.sessionExpiryInterval = grantedExpiry }
+            if let authentication {
+                ackProperties.authenticationMethod = authentication.method
+                ackProperties.authenticationData = authentication.data.map { ByteBuffer(bytes: $0) }
+            }
             if properties.requestResponseInformation == 1 && !settings.responseInformationPrefix.isEmpty
                 && settings.responseInformationPrefix.utf8.count + clientID.utf8.count <= 65_535
             {

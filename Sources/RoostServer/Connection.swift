@@ -15,6 +15,9 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     enum Phase {
         case awaitingConnect
+        /// CONNECT received; authentication is in progress (a back-off delay, or an AUTH
+        /// exchange: only then are packets read, and only AUTH and DISCONNECT are allowed).
+        case authenticating
         /// CONNECT received; the session is being attached (takeover may be in progress).
         case attaching
         case connected
@@ -110,6 +113,12 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     /// Set once the connection is in the broker's table (see `activate`).
     private var registered = false
+    /// This connection releases its socket's admission count (`Broker.admit`) when removed.
+    var holdsAdmission = false
+    /// The CONNECT waiting for authentication (see `Connection+Authenticate.swift`).
+    var pendingAuthentication: Box<PendingAuthentication>?
+    /// An AUTH exchange waits for the client's next AUTH packet.
+    var awaitingAuth: Bool { pendingAuthentication?.value.exchange != nil }
     /// The verified client certificate's subject CN (TLS listeners with a client certificate).
     var peerCertificateIdentity: String?
 
@@ -136,6 +145,13 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         if context.channel.isActive { activate(context: context) }
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if holdsAdmission {
+            holdsAdmission = false
+            broker.release(listener)
+        }
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         activate(context: context)
         context.fireChannelActive()
@@ -147,12 +163,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         guard !registered else { return }
         registered = true
         broker.register(self)
-        let timeout = TimeAmount.seconds(Int64(broker.settings.connectTimeout))
-        connectTimeoutTask = eventLoop.scheduleTask(in: timeout) { [weak self] in
-            guard let self, self.phase == .awaitingConnect else { return }
-            self.logger.debug("closing: no CONNECT within the connect timeout")
-            self.close()
-        }
+        restartConnectTimeout()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -258,7 +269,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
                 inbound = buffer
             }
         }
-        while (phase == .awaitingConnect || phase == .connected) && !pausedForRate {
+        while (phase == .awaitingConnect || phase == .connected || (phase == .authenticating && awaitingAuth)) && !pausedForRate {
             let packet: MQTTPacket?
             do {
                 packet = try decoder.decode(from: &buffer)
@@ -380,6 +391,18 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         disconnect(error.reasonCode, reasonString: error.description)
+    }
+
+    /// Closes the socket if the CONNECT (or the authentication exchange it started) has not
+    /// finished within `connect_timeout` from now.
+    func restartConnectTimeout() {
+        connectTimeoutTask?.cancel()
+        let timeout = TimeAmount.seconds(Int64(broker.settings.connectTimeout))
+        connectTimeoutTask = eventLoop.scheduleTask(in: timeout) { [weak self] in
+            guard let self, self.phase == .awaitingConnect || self.phase == .authenticating else { return }
+            self.logger.debug("closing: no CONNECT (or authentication) within the connect timeout")
+            self.close()
+        }
     }
 
     func cancelConnectTimeout() {

@@ -40,12 +40,15 @@ public final class Server: Sendable {
     /// address cannot be bound.
     public static func start(
         settings: BrokerSettings, listeners: [ListenerConfiguration], threads: Int = System.coreCount, logger: Logger,
-        authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil, store: (any DurableStore)? = nil
+        authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil, store: (any DurableStore)? = nil,
+        enhancedAuthenticators: [any EnhancedAuthenticator] = []
     ) async throws -> Server {
         // Certificates first: a bad file stops the start before anything is bound or loaded.
         let contexts = try listeners.map { try ListenerContext($0) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        let broker = Broker(settings: settings, logger: logger, authenticator: authenticator, authorizer: authorizer, store: store)
+        let broker = Broker(
+            settings: settings, logger: logger, authenticator: authenticator, authorizer: authorizer, store: store,
+            enhancedAuthenticators: enhancedAuthenticators)
         var channels: [Channel] = []
         do {
             // Everything stored comes back before the first client can connect.
@@ -65,8 +68,17 @@ public final class Server: Sendable {
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             // A refused socket is closed here, before anything is read from it.
-                            try broker.admit(channel, listener: listener)
-                            try Self.configurePipeline(channel, listener: listener, broker: broker, logger: logger)
+                            // TCP and TLS connections release their count in `Connection.handlerRemoved`;
+                            // WebSocket ones exist only after the upgrade, so the close releases it.
+                            let viaConnection = !listener.configuration.transport.usesWebSocket
+                            try broker.admit(channel, listener: listener, releaseOnClose: !viaConnection)
+                            do {
+                                try Self.configurePipeline(
+                                    channel, listener: listener, broker: broker, logger: logger, admitted: viaConnection)
+                            } catch {
+                                if viaConnection { broker.release(listener) }
+                                throw error
+                            }
                         }
                     }
                 let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
@@ -93,14 +105,16 @@ public final class Server: Sendable {
     }
 
     /// The handlers of one accepted connection, by transport: [TLS] [HTTP + WebSocket upgrade] Connection.
-    static func configurePipeline(_ channel: Channel, listener: ListenerContext, broker: Broker, logger: Logger) throws {
+    static func configurePipeline(_ channel: Channel, listener: ListenerContext, broker: Broker, logger: Logger, admitted: Bool) throws {
         let pipeline = channel.pipeline.syncOperations
         let configuration = listener.configuration
         if configuration.transport.usesTLS, let sslContext = listener.sslContext {
             try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
         }
         guard configuration.transport.usesWebSocket else {
-            try pipeline.addHandler(Connection(broker: broker, eventLoop: channel.eventLoop, logger: logger, listener: listener))
+            let connection = Connection(broker: broker, eventLoop: channel.eventLoop, logger: logger, listener: listener)
+            try pipeline.addHandler(connection)
+            connection.holdsAdmission = admitted
             return
         }
         let path = configuration.webSocketPath

@@ -72,6 +72,7 @@ extension Broker {
         for (name, value) in [
             ("security/auth/bad_credentials", stats.authBadCredentials.load(ordering: .relaxed)),
             ("security/auth/not_authorized", stats.authNotAuthorized.load(ordering: .relaxed)),
+            ("security/auth/delayed", stats.authDelayed.load(ordering: .relaxed)),
             ("security/publish/denied", stats.publishDenied.load(ordering: .relaxed)),
             ("security/subscribe/denied", stats.subscribeDenied.load(ordering: .relaxed)),
             ("security/tls/handshake_failures", stats.tlsHandshakeFailures.load(ordering: .relaxed)),

@@ -151,6 +151,9 @@ struct ServeConfiguration {
             config.allowAnonymousSetting = flag
             return true
         },
+        integer("auth_backoff_after", 0...1_000_000, "failed logins from one address before its logins are delayed (0: no back-off)", \.authBackoffAfter),
+        integer("auth_backoff_max", 1...3_600, "longest delay of a login from an address that keeps failing, seconds", \.authBackoffMax),
+        integer("auth_backoff_window", 1...86_400, "seconds after which an address's failed logins are forgotten", \.authBackoffWindow),
         integer("max_connection_rate", 0...10_000_000, "new connections per second, whole broker (0: no limit)", \.maxConnectionRate),
         integer("max_publish_rate", 0...10_000_000, "PUBLISH packets per second per client; over it the client is not read for a while (0: no limit)", \.maxPublishRate),
         integer("max_subscriptions", 0...10_000_000, "subscriptions per client (0: no limit)", \.maxSubscriptions),

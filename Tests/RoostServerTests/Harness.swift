@@ -13,13 +13,16 @@ final class Harness {
     let loop = EmbeddedEventLoop()
     let broker: Broker
 
-    init(settings: BrokerSettings = BrokerSettings(), authorizer: (any Authorizer)? = nil, store: (any DurableStore)? = nil) {
+    init(
+        settings: BrokerSettings = BrokerSettings(), authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil,
+        store: (any DurableStore)? = nil, enhancedAuthenticators: [any EnhancedAuthenticator] = []
+    ) {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let loop = self.loop
         broker = Broker(
-            settings: settings, logger: logger, clock: { loop.now.uptimeNanoseconds / 1_000_000 }, authorizer: authorizer,
-            store: store)
+            settings: settings, logger: logger, clock: { loop.now.uptimeNanoseconds / 1_000_000 }, authenticator: authenticator,
+            authorizer: authorizer, store: store, enhancedAuthenticators: enhancedAuthenticators)
     }
 
     /// Opens a connection (channelActive fires) without sending anything.
@@ -28,8 +31,9 @@ final class Harness {
         let channel = EmbeddedChannel(loop: loop)
         do {
             // As the listener does when it accepts a socket.
-            try broker.admit(channel, listener: .default)
+            try broker.admit(channel, listener: .default, releaseOnClose: false)
             try channel.pipeline.syncOperations.addHandler(connection)
+            connection.holdsAdmission = true
         } catch {
             try? channel.close().wait()
             return TestClient(channel: channel, version: version)
