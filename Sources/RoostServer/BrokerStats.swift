@@ -50,6 +50,8 @@ final class BrokerStats: Sendable {
     let limitSubscriptions = Atomic<Int>(0)
     /// Topic names or filters refused by `max_topic_levels` / `max_topic_length`.
     let limitTopic = Atomic<Int>(0)
+    /// Connections closed on a `proxy_protocol` listener for a missing or malformed PROXY header.
+    let proxyRejected = Atomic<Int>(0)
     /// TLS handshakes that failed (bad or missing client certificate, protocol mismatch).
     let tlsHandshakeFailures = Atomic<Int>(0)
 }

@@ -142,6 +142,6 @@ extension Connection {
 
     /// The client's IP address without the port (the key of the login back-off).
     var remoteHost: String? {
-        context?.channel.remoteAddress?.ipAddress
+        remoteAddress?.ipAddress
     }
 }

@@ -108,6 +108,9 @@ extension Connection {
         let settings = broker.settings
         let properties = connect.properties
         identity = ClientIdentity(clientID: clientID, username: username)
+        logger.debug(
+            "client connected",
+            metadata: ["remote": "\(remoteAddressText ?? "?")", "listener": "\(listener.name)", "username": "\(username ?? "")"])
         if let will = connect.will {
             if will.topic.hasPrefix("$SYS") || (broker.authorizer.map { !$0.mayPublish(identity, topic: will.topic) } ?? false) {
                 broker.stats.publishDenied.add(1, ordering: .relaxed)

@@ -122,9 +122,15 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// The verified client certificate's subject CN (TLS listeners with a client certificate).
     var peerCertificateIdentity: String?
 
-    /// The peer's address, for logs and authentication (PROXY protocol would replace it).
+    /// The client's address from a PROXY protocol header, on `proxy_protocol` listeners.
+    var proxiedPeer: ProxiedPeer?
+
+    /// The peer's address (the PROXY header's client address where there is one), for logs,
+    /// authentication and the login back-off.
+    var remoteAddress: SocketAddress? { proxiedPeer?.address ?? context?.channel.remoteAddress }
+
     var remoteAddressText: String? {
-        guard let address = context?.channel.remoteAddress else { return nil }
+        guard let address = remoteAddress else { return nil }
         if let ip = address.ipAddress, let port = address.port { return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
         return "\(address)"
     }

@@ -27,6 +27,9 @@ public struct ListenerConfiguration: Sendable, Equatable {
     public var allowAnonymous: Bool?
     /// Simultaneous connections on this listener; 0: only the broker's `max_connections` applies.
     public var maxConnections: Int = 0
+    /// Every connection starts with a PROXY protocol (v1 or v2) header from a load balancer,
+    /// whose client address is then used for logs, authentication and the login back-off.
+    public var proxyProtocol: Bool = false
 
     public init(host: String, port: Int, transport: Transport = .tcp, name: String? = nil, tls: TLSSettings? = nil) {
         self.host = host

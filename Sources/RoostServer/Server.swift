@@ -108,11 +108,24 @@ public final class Server: Sendable {
     static func configurePipeline(_ channel: Channel, listener: ListenerContext, broker: Broker, logger: Logger, admitted: Bool) throws {
         let pipeline = channel.pipeline.syncOperations
         let configuration = listener.configuration
+        var peer: ProxiedPeer?
+        if configuration.proxyProtocol {
+            let proxied = ProxiedPeer()
+            peer = proxied
+            try pipeline.addHandler(
+                ProxyProtocolHandler(peer: proxied) { error in
+                    broker.stats.proxyRejected.add(1, ordering: .relaxed)
+                    logger.info(
+                        "connection closed: \(error)",
+                        metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "listener": "\(listener.name)"])
+                })
+        }
         if configuration.transport.usesTLS, let sslContext = listener.sslContext {
             try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
         }
         guard configuration.transport.usesWebSocket else {
             let connection = Connection(broker: broker, eventLoop: channel.eventLoop, logger: logger, listener: listener)
+            connection.proxiedPeer = peer
             try pipeline.addHandler(connection)
             connection.holdsAdmission = admitted
             return
@@ -134,7 +147,9 @@ public final class Server: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(WebSocketMQTTAdapter())
-                    try pipeline.addHandler(Connection(broker: broker, eventLoop: channel.eventLoop, logger: logger, listener: listener))
+                    let connection = Connection(broker: broker, eventLoop: channel.eventLoop, logger: logger, listener: listener)
+                    connection.proxiedPeer = peer
+                    try pipeline.addHandler(connection)
                 }
             })
         try pipeline.configureHTTPServerPipeline(

@@ -75,6 +75,7 @@ extension Broker {
             ("security/auth/delayed", stats.authDelayed.load(ordering: .relaxed)),
             ("security/publish/denied", stats.publishDenied.load(ordering: .relaxed)),
             ("security/subscribe/denied", stats.subscribeDenied.load(ordering: .relaxed)),
+            ("security/proxy_protocol/rejected", stats.proxyRejected.load(ordering: .relaxed)),
             ("security/tls/handshake_failures", stats.tlsHandshakeFailures.load(ordering: .relaxed)),
             ("limits/max_connections", stats.limitMaxConnections.load(ordering: .relaxed)),
             ("limits/max_connection_rate", stats.limitConnectionRate.load(ordering: .relaxed)),

@@ -32,6 +32,8 @@ struct ServeConfiguration {
     /// Password file (mosquitto_passwd format) and ACL file (Mosquitto acl_file format).
     var passwordFile: String?
     var aclFile: String?
+    /// `proxy_protocol`: the default of every listener.
+    var proxyProtocol = false
     /// `allow_anonymous` as given; nil: true, unless a password file is configured.
     var allowAnonymousSetting: Bool?
     var dataDirectory = "./roost-data"
@@ -106,6 +108,11 @@ struct ServeConfiguration {
         tlsKey("use_identity_as_username", "true or false", "the client certificate's CN is the user name"),
         tlsKey("tls_version", "tlsv1.2 or tlsv1.3", "lowest TLS version accepted"),
         tlsKey("ciphers", "an OpenSSL cipher list", "TLS 1.2 cipher suites"),
+        Key(name: "proxy_protocol", allowed: "true or false", help: "every listener expects a PROXY protocol v1/v2 header (behind HAProxy or a cloud load balancer); listeners may override it") { config, value in
+            guard let flag = parseBool(value) else { return false }
+            config.proxyProtocol = flag
+            return true
+        },
         Key(name: "password_file", allowed: "a file path (mosquitto_passwd format)", help: "user names and password hashes; anonymous clients are then refused unless allow_anonymous is true") { config, value in
             guard !value.isEmpty else { return false }
             config.passwordFile = value
@@ -351,7 +358,11 @@ struct ServeConfiguration {
         var result: [ListenerConfiguration] = []
         let anyOther = !tlsListen.isEmpty || !wsListen.isEmpty || !wssListen.isEmpty || !listenerMaps.isEmpty
         if listenExplicit || !anyOther {
-            result += listeners.map { ListenerConfiguration(host: $0.host, port: $0.port) }
+            result += listeners.map { address in
+                var listener = ListenerConfiguration(host: address.host, port: address.port)
+                listener.proxyProtocol = proxyProtocol
+                return listener
+            }
         }
         for (transport, addresses) in [(ListenerConfiguration.Transport.tls, tlsListen), (.ws, wsListen), (.wss, wssListen)] {
             for address in addresses {
@@ -359,17 +370,20 @@ struct ServeConfiguration {
                     "address": "\(address.host.contains(":") ? "[\(address.host)]" : address.host):\(address.port)",
                     "transport": transport.rawValue,
                 ]
-                result.append(
-                    try ListenerKeys.make(
-                        own, defaults: transport == .ws ? [:] : tlsDefaults, source: "flag --\(transport.rawValue)-listen",
-                        needsTLSKeysFrom: "--certfile/--keyfile"))
+                var listener = try ListenerKeys.make(
+                    own, defaults: transport == .ws ? [:] : tlsDefaults, source: "flag --\(transport.rawValue)-listen",
+                    needsTLSKeysFrom: "--certfile/--keyfile")
+                listener.proxyProtocol = proxyProtocol
+                result.append(listener)
             }
         }
         for (map, source) in listenerMaps {
             let transport = map["transport"]?.lowercased() ?? "tcp"
             let defaults = transport == "tls" || transport == "wss" ? tlsDefaults : [:]
-            result.append(
-                try ListenerKeys.make(map, defaults: defaults, source: source, needsTLSKeysFrom: "certfile/keyfile in the listener or at the top level"))
+            var listener = try ListenerKeys.make(
+                map, defaults: defaults, source: source, needsTLSKeysFrom: "certfile/keyfile in the listener or at the top level")
+            if map["proxy_protocol"] == nil { listener.proxyProtocol = proxyProtocol }
+            result.append(listener)
         }
         return result
     }

@@ -23,6 +23,7 @@ enum ListenerKeys {
         ("allow_anonymous", Spec(allowed: "true or false", help: "accept clients without credentials here (default: the global allow_anonymous)")),
         ("max_connections", Spec(allowed: "an integer in 0...10000000", help: "simultaneous connections on this listener (0: no own limit)")),
         ("path", Spec(allowed: "an HTTP path starting with /", help: "WebSocket endpoint (ws, wss; default /mqtt)")),
+        ("proxy_protocol", Spec(allowed: "true or false", help: "connections start with a PROXY protocol v1/v2 header (default: the global proxy_protocol)")),
     ]
 
     static func validate(_ name: String, _ value: String) -> Bool {
@@ -30,7 +31,7 @@ enum ListenerKeys {
         case "address": return ServeConfiguration.parseListener(value) != nil
         case "transport": return ListenerConfiguration.Transport(rawValue: value.lowercased()) != nil
         case "name", "certfile", "keyfile", "cafile", "ciphers": return !value.isEmpty
-        case "require_certificate", "use_identity_as_username", "allow_anonymous": return ServeConfiguration.parseBool(value) != nil
+        case "require_certificate", "use_identity_as_username", "allow_anonymous", "proxy_protocol": return ServeConfiguration.parseBool(value) != nil
         case "tls_version": return TLSSettings.Version(rawValue: value.lowercased()) != nil
         case "max_connections": return Int(value).map { (0...10_000_000).contains($0) } ?? false
         case "path": return value.hasPrefix("/") && !value.contains(" ")
@@ -61,6 +62,7 @@ enum ListenerKeys {
         var listener = ListenerConfiguration(host: host, port: port, transport: transport, name: map["name"])
         if let value = map["allow_anonymous"] { listener.allowAnonymous = ServeConfiguration.parseBool(value) }
         if let value = map["max_connections"], let number = Int(value) { listener.maxConnections = number }
+        if let value = map["proxy_protocol"] { listener.proxyProtocol = ServeConfiguration.parseBool(value) ?? false }
         if let path = map["path"] {
             guard transport == .ws || transport == .wss else {
                 throw ConfigurationError(key: "path", value: path, source: source, allowed: "path only on ws and wss listeners")
