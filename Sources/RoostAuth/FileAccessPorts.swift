@@ -9,7 +9,7 @@ import Synchronization
 /// caller's event loop.
 public final class PasswordFileAuthenticator: Authenticator, Sendable {
     public let path: String
-    private let file: Mutex<PasswordFile>
+    let file: Mutex<PasswordFile>
 
     public init(path: String) throws(AuthFileError) {
         self.path = path
@@ -67,6 +67,55 @@ public final class ACLFileAuthorizer: Authorizer, Sendable {
         case .granted: return .granted
         case .filtered: return .filtered
         case .denied: return .denied
+        }
+    }
+}
+
+extension PasswordFileAuthenticator {
+    /// The hash of `username` in the file as it is now (for SCRAM).
+    public func hash(for username: String) -> PasswordHash? {
+        file.withLock { $0.hash(for: username) }
+    }
+}
+
+/// RoostCore's ``EnhancedAuthenticator`` port for SCRAM-SHA-256 (MQTT 5 AUTH), against the
+/// password file's `SCRAM-SHA-256$...` entries (`roost passwd --scram`).
+///
+/// Every SCRAM-level failure (unknown user, user without SCRAM credentials, wrong proof,
+/// malformed message) is refused the same way: 0x86.
+public struct SCRAMAuthenticator: EnhancedAuthenticator {
+    let passwords: PasswordFileAuthenticator
+
+    public init(passwords: PasswordFileAuthenticator) {
+        self.passwords = passwords
+    }
+
+    public var methods: [String] { [SCRAMServerExchange.mechanism] }
+
+    public func start(method: String, data: [UInt8], request: AuthenticationRequest) -> EnhancedAuthStep {
+        do {
+            let exchange = try SCRAMServerExchange(clientFirst: data, lookup: { passwords.hash(for: $0) })
+            return .continue(data: exchange.serverFirstMessage, exchange: Step(exchange: exchange))
+        } catch {
+            return .failure(.badCredentials, reason: "SCRAM: \(error)")
+        }
+    }
+
+    /// The second half of one exchange.
+    final class Step: EnhancedAuthExchange {
+        let exchange: SCRAMServerExchange
+
+        init(exchange: SCRAMServerExchange) {
+            self.exchange = exchange
+        }
+
+        func next(data: [UInt8]) -> EnhancedAuthStep {
+            switch exchange.finish(clientFinal: data) {
+            case .success(let success):
+                return .success(username: success.username, data: success.serverFinalMessage)
+            case .failure(let error):
+                return .failure(.badCredentials, reason: "SCRAM: \(error)")
+            }
         }
     }
 }

@@ -9,7 +9,8 @@ public enum PasswordCheck: Sendable, Equatable {
 }
 
 /// A mosquitto password file: one `username:hash` line per user, as `mosquitto_passwd`
-/// writes it (see ``PasswordHash`` for the `$6$` and `$7$` formats).
+/// writes it (see ``PasswordHash`` for the `$6$` and `$7$` formats), plus Roost's
+/// `SCRAM-SHA-256$` entries (which mosquitto cannot read).
 ///
 /// Lines are split on `\n` (a `\r` before it is ignored); blanks and tabs around the user
 /// name and the hash are ignored, as mosquitto does. Blank lines and lines whose first
@@ -109,11 +110,12 @@ public struct PasswordFile: Sendable {
         return hash
     }
 
-    /// Checks a user name and password.
+    /// Checks a user name and password (a plain CONNECT password, also for SCRAM entries).
     ///
     /// Takes about as long for an unknown user as for a known one: it hashes the password
-    /// against a dummy entry with the iteration count of the file's first `$7$` entry (101
-    /// when there is none) and throws the result away. Digests compare in constant time.
+    /// against a dummy entry shaped like the file's first `$7$` or `SCRAM-SHA-256$` entry
+    /// (`$7$` with 101 iterations when there is none) and throws the result away. Digests
+    /// compare in constant time.
     public func verify(username: String, password: [UInt8]) -> PasswordCheck {
         guard let hash = hash(for: username) else {
             _ = dummyHash.matches(password)
@@ -124,13 +126,23 @@ public struct PasswordFile: Sendable {
 
     /// The entry hashed for unknown users, shaped like the real ones.
     var dummyHash: PasswordHash {
-        var iterations = PasswordHash.defaultIterations
-        for case .entry(_, .pbkdf2SHA512(let count, _, _), _) in lines {
-            iterations = count
-            break
+        for case .entry(_, let hash, _) in lines {
+            switch hash {
+            case .pbkdf2SHA512(let iterations, _, _):
+                return .pbkdf2SHA512(
+                    iterations: iterations, salt: Array(repeating: 0x5A, count: PasswordHash.saltLength),
+                    hash: Array(repeating: 0, count: PasswordHash.hashLength))
+            case .scramSHA256(let iterations, _, _, _):
+                let zero = Array(repeating: UInt8(0), count: PasswordHash.scramKeyLength)
+                return .scramSHA256(
+                    iterations: iterations, salt: Array(repeating: 0x5A, count: PasswordHash.scramSaltLength),
+                    storedKey: zero, serverKey: zero)
+            case .sha512:
+                continue
+            }
         }
         return .pbkdf2SHA512(
-            iterations: iterations, salt: Array(repeating: 0x5A, count: PasswordHash.saltLength),
+            iterations: PasswordHash.defaultIterations, salt: Array(repeating: 0x5A, count: PasswordHash.saltLength),
             hash: Array(repeating: 0, count: PasswordHash.hashLength))
     }
 

@@ -10,6 +10,8 @@ struct AccessControl {
 
     var authenticator: (any Authenticator)? { passwords }
     var authorizer: (any Authorizer)? { acl }
+    /// SCRAM-SHA-256 through MQTT 5 AUTH, against the password file's SCRAM entries.
+    var enhancedAuthenticators: [any EnhancedAuthenticator] { passwords.map { [SCRAMAuthenticator(passwords: $0)] } ?? [] }
 
     /// Reads the files; an unreadable or invalid one is a configuration error naming the key,
     /// the file and the line.

@@ -13,8 +13,11 @@ import RoostAuth
 ///
 /// Without `-b` the password is prompted for twice, without echo, when standard input is a
 /// terminal; otherwise one line is read from standard input. Entries are `$7$` (PBKDF2 with
-/// HMAC-SHA512, 12-byte salt) as mosquitto 2.x writes them. Every other line, comments
-/// included, is kept; the file is replaced atomically and created with mode 0600.
+/// HMAC-SHA512, 12-byte salt, 101 iterations) as mosquitto 2.x writes them, or with
+/// `--scram` `SCRAM-SHA-256$` (RFC 5803 form, 16-byte salt, 4096 iterations; mosquitto cannot
+/// read it; the password must be printable ASCII, as Roost does no SASLprep). Every other
+/// line, comments included, is kept; the file is replaced atomically and created with mode
+/// 0600.
 ///
 /// Exit status 1 with `roost passwd: <what is wrong and what to do>` on stderr when the file
 /// is missing (without `-c`), unreadable or invalid (naming the line), the user is unknown
@@ -24,8 +27,8 @@ struct PasswdCommand: ParsableCommand {
         commandName: "passwd",
         abstract: "Manage a mosquitto-format password file (like mosquitto_passwd).",
         usage: """
-            roost passwd [-c] FILE USER
-            roost passwd [-c] -b FILE USER PASSWORD
+            roost passwd [-c] [--scram] FILE USER
+            roost passwd [-c] [--scram] -b FILE USER PASSWORD
             roost passwd -D FILE USER
             """
     )
@@ -39,8 +42,15 @@ struct PasswdCommand: ParsableCommand {
     @Flag(name: .customShort("D"), help: "Delete the user instead of setting a password.")
     var delete = false
 
-    @Option(name: .customLong("iterations"), help: "PBKDF2 iterations for the new hash (mosquitto_passwd uses 101).")
-    var iterations = 101
+    @Flag(
+        name: .customLong("scram"),
+        help: "Write a SCRAM-SHA-256 entry (for MQTT 5 enhanced authentication; mosquitto cannot read it).")
+    var scram = false
+
+    @Option(
+        name: .customLong("iterations"),
+        help: "PBKDF2 iterations for the new hash (default 101, as mosquitto_passwd; 4096 with --scram).")
+    var iterations: Int?
 
     @Argument(help: "The password file.")
     var file: String
@@ -58,7 +68,8 @@ struct PasswdCommand: ParsableCommand {
         if !batch && password != nil {
             throw ValidationError("A password on the command line needs -b (or leave it out to be prompted).")
         }
-        if iterations < 1 || iterations > PasswordHash.maximumIterations {
+        if scram && delete { throw ValidationError("--scram and -D cannot be used together.") }
+        if let iterations, iterations < 1 || iterations > PasswordHash.maximumIterations {
             throw ValidationError("--iterations must be from 1 to \(PasswordHash.maximumIterations).")
         }
     }
@@ -78,7 +89,14 @@ struct PasswdCommand: ParsableCommand {
             let secret = try readPassword()
             let hash: PasswordHash
             do {
-                hash = try PasswordHash.make(password: secret, iterations: iterations)
+                if scram {
+                    hash = try PasswordHash.makeSCRAMSHA256(
+                        password: secret, iterations: iterations ?? PasswordHash.defaultSCRAMIterations)
+                } else {
+                    hash = try PasswordHash.make(password: secret, iterations: iterations ?? PasswordHash.defaultIterations)
+                }
+            } catch .passwordNotPrintableASCII {
+                throw fail("a SCRAM password must be printable ASCII (Roost does no SASLprep); choose another password")
             } catch {
                 throw fail("could not hash the password (\(error))")
             }

@@ -161,7 +161,8 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             server = try await Server.start(
                 settings: config.settings, listeners: listeners, threads: config.threads, logger: logger,
-                authenticator: access.authenticator, authorizer: access.authorizer, store: store)
+                authenticator: access.authenticator, authorizer: access.authorizer, store: store,
+                enhancedAuthenticators: access.enhancedAuthenticators)
         } catch let error as ListenerError {
             logger.critical("could not start: \(error)")
             FileHandle.standardError.write(Data("roost: \(error)\n".utf8))

@@ -74,4 +74,41 @@ final class PasswdCommandTests: XCTestCase {
         XCTAssertTrue(result.stderr.hasPrefix("roost passwd: \(path):1: invalid password hash"), result.stderr)
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "alice:$7$101$bad\n", "left untouched")
     }
+
+    func testScramWritesSCRAMEntries() throws {
+        let roost = try roost()
+        let directory = try MosquittoTools.temporaryDirectory(self)
+        let path = "\(directory)/passwd"
+
+        var result = try MosquittoTools.run(roost, ["passwd", "-c", "--scram", "-b", path, "alice", "secret"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        result = try MosquittoTools.run(roost, ["passwd", "-b", path, "bob", "bob-pw"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        result = try MosquittoTools.run(roost, ["passwd", "--scram", "--iterations", "5", path, "carol"], stdin: "piped\n")
+        XCTAssertEqual(result.status, 0, result.stderr)
+
+        var file = try PasswordFile.load(path: path)
+        XCTAssertEqual(file.usernames, ["alice", "bob", "carol"])
+        guard case .scramSHA256(4096, let salt, _, _)? = file.hash(for: "alice") else { return XCTFail("default 4096") }
+        XCTAssertEqual(salt.count, 16)
+        guard case .pbkdf2SHA512(101, _, _)? = file.hash(for: "bob") else { return XCTFail("$7$ without --scram") }
+        guard case .scramSHA256(5, _, _, _)? = file.hash(for: "carol") else { return XCTFail("--iterations 5") }
+        XCTAssertEqual(file.verify(username: "alice", password: Array("secret".utf8)), .ok)
+        XCTAssertEqual(file.verify(username: "carol", password: Array("piped".utf8)), .ok)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        XCTAssertTrue(text.hasPrefix("alice:SCRAM-SHA-256$4096:"), text)
+
+        // Changing alice without --scram makes her a $7$ user again.
+        result = try MosquittoTools.run(roost, ["passwd", "-b", path, "alice", "other"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        file = try PasswordFile.load(path: path)
+        guard case .pbkdf2SHA512? = file.hash(for: "alice") else { return XCTFail("$7$ again") }
+
+        result = try MosquittoTools.run(roost, ["passwd", "--scram", "-b", path, "dave", "p\u{E4}ss"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.hasPrefix("roost passwd: a SCRAM password must be printable ASCII"), result.stderr)
+        result = try MosquittoTools.run(roost, ["passwd", "--scram", "-D", path, "bob"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertEqual(try PasswordFile.load(path: path).usernames, ["alice", "bob", "carol"])
+    }
 }

@@ -132,8 +132,9 @@ final class PasswordFileTests: XCTestCase {
             (good + "no colon here\n", 2, .missingColon),
             (good + "# c\n :\(sha512Fixture)\n", 3, .emptyUsername),
             (good + "u:\(secretLookingHash)\n", 2, .invalidHash("the hash is not valid base64")),
-            (good + "u:$5$abc$def\n", 2, .invalidHash("unknown hash type (Roost reads mosquitto's '$6$' and '$7$')")),
-            (good + "u:plaintext\n", 2, .invalidHash("expected '$7$iterations$salt$hash' or '$6$salt$hash'")),
+            (good + "u:$5$abc$def\n", 2, .invalidHash("unknown hash type (Roost reads mosquitto's '$6$' and '$7$', and 'SCRAM-SHA-256$')")),
+            (good + "u:plaintext\n", 2, .invalidHash(
+                "expected '$7$iterations$salt$hash', '$6$salt$hash' or 'SCRAM-SHA-256$iterations:salt$storedkey:serverkey'")),
             (good + "u:$7$0$AQIDBAUGBwgJCgsM$AAAA\n", 2,
              .invalidHash("the iteration count must be a whole number from 1 to 2147483647")),
             (good + "u:$7$1x$AQIDBAUGBwgJCgsM$AAAA\n", 2,
