@@ -56,6 +56,38 @@ public protocol Authenticator: Sendable {
     func authenticate(_ request: AuthenticationRequest) -> AuthenticationResult
 }
 
+/// What a ``DeferredAuthenticator`` decided.
+public struct AuthenticationOutcome: Sendable {
+    public var result: AuthenticationResult
+    /// The user the credential names (a token's subject), used when the client sent no user
+    /// name; nil keeps the client's.
+    public var username: String?
+    /// Access control that comes with the credential (a token's claims): checked in addition
+    /// to the broker's authorizer, for this client only.
+    public var authorizer: (any Authorizer)?
+    /// Why it was refused, for the log and the MQTT 5 reason string.
+    public var reason: String?
+
+    public init(result: AuthenticationResult, username: String? = nil, authorizer: (any Authorizer)? = nil, reason: String? = nil) {
+        self.result = result
+        self.username = username
+        self.authorizer = authorizer
+        self.reason = reason
+    }
+}
+
+/// Port: authentication that takes time or calls out (a JWT verified through an async API, an
+/// HTTP service). The broker asks each configured one, in order, whether the CONNECT's
+/// credential is its own; the first that claims it decides, and the CONNECT waits (its socket
+/// not read) for the answer. A CONNECT that none claims goes to the ``Authenticator``.
+public protocol DeferredAuthenticator: Sendable {
+    /// Whether this CONNECT's credential is for this authenticator (e.g. the password is a
+    /// JWT). Called on the connection's event loop; must be cheap.
+    func claims(_ request: AuthenticationRequest) -> Bool
+    /// Decides; calls `completion` exactly once, on any thread, within its own timeout.
+    func authenticate(_ request: AuthenticationRequest, completion: @escaping @Sendable (AuthenticationOutcome) -> Void)
+}
+
 /// One step of an MQTT 5 enhanced authentication (AUTH packets, section 4.12).
 public enum EnhancedAuthStep: Sendable {
     /// Send `data` to the client in an AUTH packet (reason 0x18) and wait for its answer,

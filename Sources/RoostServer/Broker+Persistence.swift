@@ -37,17 +37,15 @@ extension Broker {
     /// Retained messages kept on disk only: reads those matching `filter` into the place of a
     /// barrier in the session's queue (added now, so that nothing routed to the new
     /// subscription from here on overtakes them), then wakes the owner.
-    func deliverRetainedFromDisk(to session: Session, filter: String, qos: QoS, subscriptionID: Int?, reader: ClientIdentity? = nil) {
+    func deliverRetainedFromDisk(
+        to session: Session, filter: String, qos: QoS, subscriptionID: Int?, mayRead: (@Sendable (String) -> Bool)? = nil
+    ) {
         guard let store else { return }
-        let authorizer = reader == nil ? nil : self.authorizer
         let barrier = session.locked.withLock { $0.state.addBarrier() }
         let stats = self.stats
         store.submit(.readRetained(filter: filter, limit: SessionState.retainedBacklogLimit) { messages in
             let now = self.now()
-            let readable = messages.filter { message in
-                guard let authorizer, let reader else { return true }
-                return authorizer.mayRead(reader, topic: message.topic)
-            }
+            let readable = mayRead.map { check in messages.filter { check($0.topic) } } ?? messages
             let deliveries = readable.filter { !$0.isExpired(at: now) }.map { message in
                 QueuedDelivery(message: message, qos: min(qos, message.qos), retain: true, subscriptionIDs: subscriptionID.map { [$0] } ?? [])
             }

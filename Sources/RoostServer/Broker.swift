@@ -41,6 +41,11 @@ public final class Broker: Sendable {
     let authorizer: (any Authorizer)?
     /// MQTT 5 enhanced authentication, by Authentication Method.
     let enhancedAuthenticators: [String: any EnhancedAuthenticator]
+    /// Authenticators that decide later (JWT, HTTP), asked in order before `authenticator`.
+    let deferredAuthenticators: [any DeferredAuthenticator]
+    /// Set once a client got its own authorizer from its credentials (a token's claims): route
+    /// resolution then checks read access even without a broker-wide authorizer.
+    let clientAuthorizersInUse = Atomic<Bool>(false)
     /// The durable store; nil keeps everything in memory only.
     let store: (any DurableStore)?
 
@@ -48,8 +53,9 @@ public final class Broker: Sendable {
         settings: BrokerSettings, logger: Logger, clock: @escaping @Sendable () -> UInt64 = Broker.systemClock,
         authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil, store: (any DurableStore)? = nil,
         wallClock: @escaping @Sendable () -> Int64 = Broker.systemWallClock,
-        enhancedAuthenticators: [any EnhancedAuthenticator] = []
+        enhancedAuthenticators: [any EnhancedAuthenticator] = [], deferredAuthenticators: [any DeferredAuthenticator] = []
     ) {
+        self.deferredAuthenticators = deferredAuthenticators
         var methods: [String: any EnhancedAuthenticator] = [:]
         for authenticator in enhancedAuthenticators {
             for method in authenticator.methods { methods[method] = authenticator }

@@ -69,6 +69,16 @@ extension Connection {
             enhancedStep(step, pending: PendingAuthentication(connect: connect, assignedID: assignedID, method: method))
             return
         }
+        if let deferred = broker.deferredAuthenticators.first(where: { $0.claims(request) }) {
+            // Decided later: nothing more is read until then.
+            phase = .authenticating
+            pendingAuthentication = Box(PendingAuthentication(connect: connect, assignedID: assignedID))
+            let loop = eventLoop
+            deferred.authenticate(request) { [weak self] outcome in
+                loop.execute { self?.deferredDecided(outcome) }
+            }
+            return
+        }
         switch broker.authenticator.authenticate(request) {
         case .accepted:
             completeConnect(connect, assignedID: assignedID, username: certificateIdentity ?? connect.username, authentication: nil)
@@ -77,6 +87,24 @@ extension Connection {
         case .badCredentials:
             authenticationFailed(.badCredentials, "bad user name or password")
         }
+    }
+
+    /// A ``DeferredAuthenticator`` answered (on this event loop).
+    private func deferredDecided(_ outcome: AuthenticationOutcome) {
+        guard phase == .authenticating, let pending = pendingAuthentication?.value, pending.method == nil else { return }
+        pendingAuthentication = nil
+        switch outcome.result {
+        case .accepted:
+            if let own = outcome.authorizer {
+                clientAuthorizer = Box(own)
+                broker.clientAuthorizersInUse.store(true, ordering: .relaxed)
+            }
+            completeConnect(
+                pending.connect, assignedID: pending.assignedID, username: pending.connect.username ?? outcome.username, authentication: nil)
+        case .badCredentials, .notAuthorized:
+            authenticationFailed(outcome.result, outcome.reason ?? (outcome.result == .badCredentials ? "bad user name or password" : "not authorized"))
+        }
+        resumeAfterConnectStep()
     }
 
     /// Acts on one step of an enhanced-authentication exchange.

@@ -112,7 +112,7 @@ extension Connection {
             "client connected",
             metadata: ["remote": "\(remoteAddressText ?? "?")", "listener": "\(listener.name)", "username": "\(username ?? "")"])
         if let will = connect.will {
-            if will.topic.hasPrefix("$SYS") || (broker.authorizer.map { !$0.mayPublish(identity, topic: will.topic) } ?? false) {
+            if !mayPublish(will.topic) {
                 broker.stats.publishDenied.add(1, ordering: .relaxed)
                 refuse(.notAuthorized, .notAuthorized, "not authorized to publish the will topic")
                 return
@@ -251,6 +251,7 @@ extension Connection {
             guard inner.latestClaim == claim, inner.owner == nil || inner.owner === self else { return false }
             inner.owner = self
             inner.identity = identity
+            inner.clientAuthorizer = clientAuthorizer
             self.attachClaim = claim
             inner.generation &+= 1
             inner.drainScheduled = false

@@ -45,7 +45,7 @@ extension Connection {
             return
         }
         // `$SYS` belongs to the broker: a client may not publish there (as in Mosquitto).
-        if topic.hasPrefix("$SYS") || (broker.authorizer.map { !$0.mayPublish(identity, topic: topic) } ?? false) {
+        if !mayPublish(topic) {
             // Not delivered; MQTT 5 publishers learn why (0x87), 3.x ones get a plain ack.
             broker.stats.publishDenied.add(1, ordering: .relaxed)
             logger.debug("publish not authorized", metadata: ["topic": "\(topic)"])
@@ -107,7 +107,8 @@ extension Connection {
 
         let version = broker.router.version.load(ordering: .acquiring)
         if cachedTopic != topic || cachedVersion != version {
-            cachedMatches = broker.router.resolve(topic: topic, authorizer: broker.authorizer)
+            cachedMatches = broker.router.resolve(
+                topic: topic, authorizer: broker.authorizer, clientAuthorizers: broker.clientAuthorizersInUse.load(ordering: .relaxed))
             cachedTopic = topic
             cachedVersion = version
         }

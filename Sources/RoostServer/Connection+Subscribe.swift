@@ -51,8 +51,8 @@ extension Connection {
                 continue
             }
             var access = SubscriptionAccess.granted
-            if let authorizer = broker.authorizer {
-                access = authorizer.subscriptionAccess(identity, filter: filter)
+            if broker.authorizer != nil || clientAuthorizer != nil {
+                access = subscriptionAccess(filter)
                 if access == .denied {
                     broker.stats.subscribeDenied.add(1, ordering: .relaxed)
                     logger.debug("subscription not authorized", metadata: ["filter": "\(subscription.filter)"])
@@ -93,12 +93,11 @@ extension Connection {
             let wantsRetained = subscription.retainHandling == .sendAlways || (subscription.retainHandling == .sendIfNew && isNew)
             guard wantsRetained else { continue }
             if retainedOnDisk && !filter.hasPrefix("$") { retainedToRead.append((filter, granted, access == .granted)) }
-            let reader = access == .granted ? nil : broker.authorizer
-            let identity = self.identity
+            let checkRead = access != .granted
             broker.retained.withLock { tree in
                 tree.forEachMatch(filter: filter) { _, message in
                     guard !message.isExpired(at: now) else { return }
-                    if let reader, !reader.mayRead(identity, topic: message.topic) { return }
+                    if checkRead, !self.mayRead(message.topic) { return }
                     retainedToSend.append(
                         QueuedDelivery(
                             message: message, qos: min(granted, message.qos), retain: true,
@@ -111,13 +110,26 @@ extension Connection {
         send(.suback(SubAck(packetID: subscribe.packetID, reasonCodes: codes)))
         for (filter, qos, readable) in retainedToRead {
             broker.deliverRetainedFromDisk(
-                to: session, filter: filter, qos: qos, subscriptionID: subscriptionID, reader: readable ? nil : identity)
+                to: session, filter: filter, qos: qos, subscriptionID: subscriptionID, mayRead: readable ? nil : readCheck())
         }
         guard !retainedToSend.isEmpty else { return }
         for delivery in retainedToSend {
             _ = session.deliver(delivery, stats: broker.stats, store: store, bypassLimits: true)
         }
         drain()
+    }
+
+    /// `mayRead` as a value another thread may call (the store's, for retained messages read
+    /// from disk): it captures the identity and authorizers as they are now.
+    private func readCheck() -> @Sendable (String) -> Bool {
+        let identity = self.identity
+        let shared = broker.authorizer
+        let own = clientAuthorizer?.value
+        return { topic in
+            if let shared, !shared.mayRead(identity, topic: topic) { return false }
+            if let own, !own.mayRead(identity, topic: topic) { return false }
+            return true
+        }
     }
 
     func handleUnsubscribe(_ unsubscribe: Unsubscribe) {

@@ -117,6 +117,9 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var holdsAdmission = false
     /// The CONNECT waiting for authentication (see `Connection+Authenticate.swift`).
     var pendingAuthentication: Box<PendingAuthentication>?
+    /// Access control that came with this client's credentials (a token's claims), checked in
+    /// addition to the broker's authorizer. Boxed: almost every connection has none.
+    var clientAuthorizer: Box<any Authorizer>?
     /// An AUTH exchange waits for the client's next AUTH packet.
     var awaitingAuth: Bool { pendingAuthentication?.value.exchange != nil }
     /// The verified client certificate's subject CN (TLS listeners with a client certificate).
@@ -251,6 +254,36 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         guard let channel = context?.channel else { return }
         let read = channel.isWritable && !pausedForStore && !pausedForRate
         channel.setOption(ChannelOptions.autoRead, value: read).whenFailure { _ in }
+    }
+
+    /// May this client publish to `topic`: not `$SYS`, and every authorizer that applies agrees.
+    func mayPublish(_ topic: String) -> Bool {
+        if topic.hasPrefix("$SYS") { return false }
+        if let authorizer = broker.authorizer, !authorizer.mayPublish(identity, topic: topic) { return false }
+        if let own = clientAuthorizer?.value, !own.mayPublish(identity, topic: topic) { return false }
+        return true
+    }
+
+    /// What this client may receive through `filter`: the stricter of the broker's authorizer
+    /// and its own.
+    func subscriptionAccess(_ filter: String) -> SubscriptionAccess {
+        var access = SubscriptionAccess.granted
+        for authorizer in [broker.authorizer, clientAuthorizer?.value] {
+            guard let authorizer else { continue }
+            switch authorizer.subscriptionAccess(identity, filter: filter) {
+            case .denied: return .denied
+            case .filtered: access = .filtered
+            case .granted: break
+            }
+        }
+        return access
+    }
+
+    /// May this client receive a message on `topic`?
+    func mayRead(_ topic: String) -> Bool {
+        if let authorizer = broker.authorizer, !authorizer.mayRead(identity, topic: topic) { return false }
+        if let own = clientAuthorizer?.value, !own.mayRead(identity, topic: topic) { return false }
+        return true
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

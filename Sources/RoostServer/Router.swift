@@ -59,17 +59,20 @@ final class Router: Sendable {
     /// the publisher's route-cache miss, so a steady topic costs one check per routing change).
     /// A session restored from the store whose client has not connected since is not checked:
     /// its subscriptions were authorized when they were made.
-    func resolve(topic: String, authorizer: (any Authorizer)? = nil) -> [Match] {
+    func resolve(topic: String, authorizer: (any Authorizer)? = nil, clientAuthorizers: Bool = false) -> [Match] {
         var matches: [Match] = []
         tree.withLock { tree in
             tree.forEachMatch(name: topic) { filter, key, entry in
                 matches.append(Match(entry: entry, group: key.group, filter: filter))
             }
         }
-        if let authorizer, !matches.isEmpty {
+        if authorizer != nil || clientAuthorizers, !matches.isEmpty {
             matches.removeAll { match in
-                guard let identity = match.entry.session.locked.withLock({ $0.identity }) else { return false }
-                return !authorizer.mayRead(identity, topic: topic)
+                let (identity, own) = match.entry.session.locked.withLock { ($0.identity, $0.clientAuthorizer) }
+                guard let identity else { return false }
+                if let authorizer, !authorizer.mayRead(identity, topic: topic) { return true }
+                if let own = own?.value, !own.mayRead(identity, topic: topic) { return true }
+                return false
             }
         }
         matches.sort { lhs, rhs in

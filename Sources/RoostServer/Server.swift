@@ -41,14 +41,14 @@ public final class Server: Sendable {
     public static func start(
         settings: BrokerSettings, listeners: [ListenerConfiguration], threads: Int = System.coreCount, logger: Logger,
         authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil, store: (any DurableStore)? = nil,
-        enhancedAuthenticators: [any EnhancedAuthenticator] = []
+        enhancedAuthenticators: [any EnhancedAuthenticator] = [], deferredAuthenticators: [any DeferredAuthenticator] = []
     ) async throws -> Server {
         // Certificates first: a bad file stops the start before anything is bound or loaded.
         let contexts = try listeners.map { try ListenerContext($0) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         let broker = Broker(
             settings: settings, logger: logger, authenticator: authenticator, authorizer: authorizer, store: store,
-            enhancedAuthenticators: enhancedAuthenticators)
+            enhancedAuthenticators: enhancedAuthenticators, deferredAuthenticators: deferredAuthenticators)
         var channels: [Channel] = []
         do {
             // Everything stored comes back before the first client can connect.

@@ -47,6 +47,8 @@ final class Session: @unchecked Sendable {
         /// Who the last connection authenticated as, for read access checks; nil for a session
         /// restored from the store until its client connects again.
         var identity: ClientIdentity?
+        /// The authorizer that came with that connection's credentials (a token's claims).
+        var clientAuthorizer: Box<any Authorizer>?
     }
 
     let id: Int

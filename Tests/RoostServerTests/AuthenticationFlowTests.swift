@@ -143,6 +143,91 @@ final class AuthenticationFlowTests: XCTestCase {
     }
 }
 
+/// Deferred authentication (the JWT / HTTP path) and the authorizer a credential carries.
+final class DeferredAuthenticationTests: XCTestCase {
+    /// Claims passwords "token:<user>"; answers when the test says so.
+    final class TokenCheck: DeferredAuthenticator, @unchecked Sendable {
+        var waiting: [(AuthenticationRequest, @Sendable (AuthenticationOutcome) -> Void)] = []
+        func claims(_ request: AuthenticationRequest) -> Bool {
+            request.password.map { String(buffer: $0).hasPrefix("token:") } ?? false
+        }
+        func authenticate(_ request: AuthenticationRequest, completion: @escaping @Sendable (AuthenticationOutcome) -> Void) {
+            waiting.append((request, completion))
+        }
+        func answerAll() {
+            for (request, completion) in waiting {
+                let user = String(String(buffer: request.password!).dropFirst("token:".count))
+                if user == "forged" {
+                    completion(AuthenticationOutcome(result: .badCredentials, reason: "bad signature"))
+                } else {
+                    completion(AuthenticationOutcome(result: .accepted, username: user, authorizer: OwnTree(user: user)))
+                }
+            }
+            waiting = []
+        }
+    }
+
+    /// The token's claims: `<user>/#` only.
+    struct OwnTree: Authorizer {
+        let user: String
+        func mayPublish(_ identity: ClientIdentity, topic: String) -> Bool { topic.hasPrefix(user + "/") }
+        func subscriptionAccess(_ identity: ClientIdentity, filter: String) -> SubscriptionAccess {
+            if filter.hasPrefix(user + "/") { return .granted }
+            return filter == "#" ? .filtered : .denied
+        }
+        func mayRead(_ identity: ClientIdentity, topic: String) -> Bool { topic.hasPrefix(user + "/") }
+    }
+
+    private func tokenConnect(_ id: String, _ token: String) -> Connect {
+        var connect = Connect.v5(id)
+        connect.password = ByteBuffer(string: token)
+        connect.username = nil
+        return connect
+    }
+
+    func testDeferredAuthenticationAndClaimsAuthorizer() throws {
+        let tokens = TokenCheck()
+        let harness = Harness(authenticator: AuthenticationFlowTests.OnePassword(), deferredAuthenticators: [tokens])
+        let alice = try harness.open()
+        try alice.send(.connect(tokenConnect("a", "token:alice")))
+        try alice.send(.pingreq)
+        XCTAssertEqual(try alice.receive(), [], "nothing before the answer, and nothing read meanwhile")
+        tokens.answerAll()
+        harness.loop.run()
+        let packets = try alice.receive()
+        guard case .connack(let ack)? = packets.first else { return XCTFail("no CONNACK") }
+        XCTAssertEqual(ack.reasonCode, .success)
+        XCTAssertEqual(packets.dropFirst().first, .pingresp, "what waited is handled after the CONNACK")
+        XCTAssertEqual(harness.broker.sessionIdentity("a")?.username, "alice", "the token's subject")
+
+        try alice.send(.subscribe(Subscribe(packetID: 1, subscriptions: [
+            Subscription(filter: "alice/#", qos: .atMostOnce), Subscription(filter: "bob/#", qos: .atMostOnce),
+            Subscription(filter: "#", qos: .atMostOnce),
+        ])))
+        guard case .suback(let suback)? = try alice.receive().first else { return XCTFail("no SUBACK") }
+        XCTAssertEqual(suback.reasonCodes, [.grantedQoS0, .notAuthorized, .grantedQoS0])
+        try alice.send(.publish(Publish(topic: "bob/x", payload: ByteBuffer(string: "no"), qos: .atLeastOnce, packetID: 2)))
+        XCTAssertEqual(try alice.receive(), [.puback(Ack(packetID: 2, reasonCode: .notAuthorized))])
+
+        // Another client publishes where alice's '#' reaches: she reads only her own tree.
+        var bobConnect = Connect.v5("b")
+        bobConnect.username = "alice"
+        bobConnect.password = ByteBuffer(string: "right")
+        let (bob, _) = try harness.connect(bobConnect)
+        try bob.send(.publish(Publish(topic: "bob/news", payload: ByteBuffer(string: "hidden"))))
+        try bob.send(.publish(Publish(topic: "alice/news", payload: ByteBuffer(string: "seen"))))
+        XCTAssertEqual(try alice.publishes().map { String(buffer: $0.payload) }, ["seen"], "only her own tree (her overlapping subscriptions give one copy)")
+
+        let forged = try harness.open()
+        try forged.send(.connect(tokenConnect("f", "token:forged")))
+        tokens.answerAll()
+        harness.loop.run()
+        guard case .connack(let refused)? = try forged.receive().first else { return XCTFail("no CONNACK") }
+        XCTAssertEqual(refused.reasonCode, .badUserNameOrPassword)
+        XCTAssertFalse(forged.isActive)
+    }
+}
+
 extension Broker {
     /// The identity of the session of `clientID` (tests).
     func sessionIdentity(_ clientID: String) -> ClientIdentity? {

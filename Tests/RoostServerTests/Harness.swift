@@ -15,14 +15,16 @@ final class Harness {
 
     init(
         settings: BrokerSettings = BrokerSettings(), authenticator: (any Authenticator)? = nil, authorizer: (any Authorizer)? = nil,
-        store: (any DurableStore)? = nil, enhancedAuthenticators: [any EnhancedAuthenticator] = []
+        store: (any DurableStore)? = nil, enhancedAuthenticators: [any EnhancedAuthenticator] = [],
+        deferredAuthenticators: [any DeferredAuthenticator] = []
     ) {
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let loop = self.loop
         broker = Broker(
             settings: settings, logger: logger, clock: { loop.now.uptimeNanoseconds / 1_000_000 }, authenticator: authenticator,
-            authorizer: authorizer, store: store, enhancedAuthenticators: enhancedAuthenticators)
+            authorizer: authorizer, store: store, enhancedAuthenticators: enhancedAuthenticators,
+            deferredAuthenticators: deferredAuthenticators)
     }
 
     /// Opens a connection (channelActive fires) without sending anything.
