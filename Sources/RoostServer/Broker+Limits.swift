@@ -101,7 +101,7 @@ extension Broker {
         case .maxConnectionRate: stats.limitConnectionRate.add(1, ordering: .relaxed)
         default: break
         }
-        let remote = channel.remoteAddress.map { "\($0)" } ?? "?"
+        let remote = channel.remoteAddress?.logText ?? "?"
         logLimit(limit, metadata: ["remote": "\(remote)", "listener": "\(listener.name)"])
         return limit
     }

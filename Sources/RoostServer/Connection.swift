@@ -132,11 +132,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// authentication and the login back-off.
     var remoteAddress: SocketAddress? { proxiedPeer?.address ?? context?.channel.remoteAddress }
 
-    var remoteAddressText: String? {
-        guard let address = remoteAddress else { return nil }
-        if let ip = address.ipAddress, let port = address.port { return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
-        return "\(address)"
-    }
+    var remoteAddressText: String? { remoteAddress?.logText }
 
     init(broker: Broker, eventLoop: EventLoop, logger: Logger, listener: ListenerContext = .default) {
         self.broker = broker
@@ -591,6 +587,14 @@ extension Connection {
 }
 
 /// An immutable heap box, to keep large, rarely present values out of hot inline storage.
+extension SocketAddress {
+    /// `1.2.3.4:5678` / `[::1]:5678`, as logs and authentication show addresses.
+    var logText: String {
+        if let ip = ipAddress, let port { return self.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
+        return "\(self)"
+    }
+}
+
 final class Box<Value: Sendable>: Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }

@@ -117,7 +117,7 @@ public final class Server: Sendable {
                     broker.stats.proxyRejected.add(1, ordering: .relaxed)
                     logger.info(
                         "connection closed: \(error)",
-                        metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")", "listener": "\(listener.name)"])
+                        metadata: ["remote": "\(channel.remoteAddress?.logText ?? "?")", "listener": "\(listener.name)"])
                 })
         }
         if configuration.transport.usesTLS, let sslContext = listener.sslContext {
