@@ -12,13 +12,14 @@ command -v mosquitto >/dev/null || need_apt+=(mosquitto)
 command -v node >/dev/null || need_apt+=(nodejs)
 [ -f /usr/include/sqlite3.h ] || need_apt+=(libsqlite3-dev)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> installing Debian packages: ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-python3 -c 'import paho.mqtt, pytest' 2>/dev/null || { echo "==> installing paho-mqtt and pytest"; pip install -q paho-mqtt pytest; }
+python3 -c 'import paho.mqtt, pytest, jwt, cryptography' 2>/dev/null || { echo "==> installing paho-mqtt, pytest, pyjwt, cryptography"; pip install -q paho-mqtt pytest pyjwt cryptography; }
 
 echo "==> swift build"
 swift build --product roost

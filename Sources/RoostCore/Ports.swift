@@ -67,6 +67,9 @@ public struct AuthenticationOutcome: Sendable {
     public var authorizer: (any Authorizer)?
     /// Why it was refused, for the log and the MQTT 5 reason string.
     public var reason: String?
+    /// False when the authenticator leaves the decision to the ``Authenticator`` (an HTTP
+    /// service that answered "ignore"); `result` is then unused.
+    public var decided: Bool = true
 
     public init(result: AuthenticationResult, username: String? = nil, authorizer: (any Authorizer)? = nil, reason: String? = nil) {
         self.result = result

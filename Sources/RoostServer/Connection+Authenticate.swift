@@ -10,6 +10,8 @@ struct PendingAuthentication: Sendable {
     var assignedID: String?
     var method: String?
     var exchange: (any EnhancedAuthExchange)?
+    /// The request a deferred authenticator is deciding (kept to fall back to the authenticator).
+    var request: AuthenticationRequest?
 }
 
 extension Connection {
@@ -72,16 +74,21 @@ extension Connection {
         if let deferred = broker.deferredAuthenticators.first(where: { $0.claims(request) }) {
             // Decided later: nothing more is read until then.
             phase = .authenticating
-            pendingAuthentication = Box(PendingAuthentication(connect: connect, assignedID: assignedID))
+            pendingAuthentication = Box(PendingAuthentication(connect: connect, assignedID: assignedID, request: request))
             let loop = eventLoop
             deferred.authenticate(request) { [weak self] outcome in
                 loop.execute { self?.deferredDecided(outcome) }
             }
             return
         }
+        authenticateLocally(connect, assignedID: assignedID, request: request)
+    }
+
+    /// The ``Authenticator`` decides (password file, anonymous rules), at once.
+    private func authenticateLocally(_ connect: Connect, assignedID: String?, request: AuthenticationRequest) {
         switch broker.authenticator.authenticate(request) {
         case .accepted:
-            completeConnect(connect, assignedID: assignedID, username: certificateIdentity ?? connect.username, authentication: nil)
+            completeConnect(connect, assignedID: assignedID, username: request.certificateIdentity ?? connect.username, authentication: nil)
         case .notAuthorized:
             authenticationFailed(.notAuthorized, "not authorized")
         case .badCredentials:
@@ -93,6 +100,11 @@ extension Connection {
     private func deferredDecided(_ outcome: AuthenticationOutcome) {
         guard phase == .authenticating, let pending = pendingAuthentication?.value, pending.method == nil else { return }
         pendingAuthentication = nil
+        if !outcome.decided, let request = pending.request {
+            authenticateLocally(pending.connect, assignedID: pending.assignedID, request: request)
+            resumeAfterConnectStep()
+            return
+        }
         switch outcome.result {
         case .accepted:
             if let own = outcome.authorizer {

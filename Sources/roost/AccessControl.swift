@@ -7,6 +7,15 @@ import RoostCore
 struct AccessControl {
     let passwords: PasswordFileAuthenticator?
     let acl: ACLFileAuthorizer?
+    let jwt: JWTAuthenticator?
+    let http: HTTPAuthHook?
+
+    /// Asked in order before the password file: a JWT password goes to `jwt`, anything else to
+    /// the HTTP service (which may answer "ignore").
+    var deferredAuthenticators: [any DeferredAuthenticator] { [jwt as (any DeferredAuthenticator)?, http].compactMap { $0 } }
+
+    /// Whether any way of authenticating users is configured (anonymous access then defaults to off).
+    var hasUserDatabase: Bool { passwords != nil || jwt != nil || http != nil }
 
     var authenticator: (any Authenticator)? { passwords }
     var authorizer: (any Authorizer)? { acl }
@@ -15,7 +24,35 @@ struct AccessControl {
 
     /// Reads the files; an unreadable or invalid one is a configuration error naming the key,
     /// the file and the line.
-    init(passwordFile: String?, aclFile: String?) throws(ConfigurationError) {
+    init(passwordFile: String?, aclFile: String?, jwt jwtSettings: [String: String] = [:], authHTTP: [String: String] = [:]) throws(ConfigurationError) {
+        if jwtSettings["jwt_secret"] != nil || jwtSettings["jwt_public_key"] != nil {
+            do {
+                jwt = try JWTAuthenticator(
+                    hmacSecret: jwtSettings["jwt_secret"], publicKeyFile: jwtSettings["jwt_public_key"],
+                    issuer: jwtSettings["jwt_issuer"], audience: jwtSettings["jwt_audience"])
+            } catch {
+                throw ConfigurationError(key: error.setting, value: jwtSettings[error.setting].map { $0 == jwtSettings["jwt_secret"] ? "(hidden)" : $0 } ?? "", source: "\(error)", allowed: "a usable JWT key")
+            }
+        } else if let key = ["jwt_issuer", "jwt_audience"].first(where: { jwtSettings[$0] != nil }) {
+            throw ConfigurationError(key: key, value: jwtSettings[key] ?? "", source: "configuration", allowed: "\(key) together with jwt_secret or jwt_public_key")
+        } else {
+            jwt = nil
+        }
+        if let url = authHTTP["auth_http_url"] {
+            var configuration = HTTPAuthHookConfiguration(url: url)
+            if let timeout = authHTTP["auth_http_timeout"].flatMap(Int.init) { configuration.timeout = .milliseconds(timeout) }
+            if let cache = authHTTP["auth_http_cache"].flatMap(Int.init) { configuration.cacheSeconds = cache }
+            if let onError = authHTTP["auth_http_on_error"].flatMap(HTTPAuthHookConfiguration.OnError.init(rawValue:)) { configuration.onError = onError }
+            do {
+                http = try HTTPAuthHook(configuration: configuration)
+            } catch {
+                throw ConfigurationError(key: error.key, value: error.value, source: "configuration", allowed: error.problem)
+            }
+        } else if let key = authHTTP.keys.sorted().first {
+            throw ConfigurationError(key: key, value: authHTTP[key] ?? "", source: "configuration", allowed: "\(key) together with auth_http_url")
+        } else {
+            http = nil
+        }
         do {
             passwords = try passwordFile.map { path throws(AuthFileError) in try PasswordFileAuthenticator(path: path) }
         } catch {
@@ -30,7 +67,20 @@ struct AccessControl {
 
     /// SIGHUP: reads both files again. A file that fails keeps its previous contents (logged).
     /// Returns true if the ACL changed (routes must be resolved again).
+    /// Closes the HTTP hook's client.
+    func shutdown() async {
+        await http?.shutdown()
+    }
+
     func reload(logger: Logger) -> Bool {
+        if let jwt {
+            do {
+                try jwt.reload()
+                logger.info("JWT key reloaded")
+            } catch {
+                logger.error("JWT key not reloaded; the previous one stays in force", metadata: ["error": "\(error)"])
+            }
+        }
         if let passwords {
             do {
                 try passwords.reload()

@@ -32,6 +32,9 @@ struct ServeConfiguration {
     /// Password file (mosquitto_passwd format) and ACL file (Mosquitto acl_file format).
     var passwordFile: String?
     var aclFile: String?
+    /// JWT (`jwt_*`) and HTTP hook (`auth_http_*`) settings, as given.
+    var jwt: [String: String] = [:]
+    var authHTTP: [String: String] = [:]
     /// `proxy_protocol`: the default of every listener.
     var proxyProtocol = false
     /// `allow_anonymous` as given; nil: true, unless a password file is configured.
@@ -113,6 +116,26 @@ struct ServeConfiguration {
             config.proxyProtocol = flag
             return true
         },
+        stringKey("jwt_secret", "a secret of at least 32 bytes", "HMAC secret of JWTs sent as the password (HS256/384/512)", \.jwt),
+        stringKey("jwt_public_key", "a PEM file path", "RSA or EC public key (or certificate) of JWTs sent as the password (RS*, PS*, ES*)", \.jwt),
+        stringKey("jwt_issuer", "a string", "required iss claim of JWTs", \.jwt),
+        stringKey("jwt_audience", "a string", "required aud claim of JWTs", \.jwt),
+        stringKey("auth_http_url", "an http:// or https:// URL", "authentication service asked (POST, JSON) for each CONNECT that no JWT settles", \.authHTTP),
+        Key(name: "auth_http_timeout", allowed: "an integer in 1...60000 (milliseconds)", help: "longest wait for the authentication service") { config, value in
+            guard let number = Int(value), (1...60_000).contains(number) else { return false }
+            config.authHTTP["auth_http_timeout"] = value
+            return true
+        },
+        Key(name: "auth_http_cache", allowed: "an integer in 0...86400 (seconds)", help: "how long an answer of the authentication service is reused (0: ask every time)") { config, value in
+            guard let number = Int(value), (0...86_400).contains(number) else { return false }
+            config.authHTTP["auth_http_cache"] = value
+            return true
+        },
+        Key(name: "auth_http_on_error", allowed: "deny or ignore", help: "a CONNECT when the service is down, slow or answers an error: refused (deny) or left to the password file (ignore)") { config, value in
+            guard ["deny", "ignore"].contains(value.lowercased()) else { return false }
+            config.authHTTP["auth_http_on_error"] = value.lowercased()
+            return true
+        },
         Key(name: "password_file", allowed: "a file path (mosquitto_passwd format)", help: "user names and password hashes; anonymous clients are then refused unless allow_anonymous is true") { config, value in
             guard !value.isEmpty else { return false }
             config.passwordFile = value
@@ -192,6 +215,14 @@ struct ServeConfiguration {
         integer("sys_interval", 0...86_400, "seconds between $SYS updates (0: off)", \.sysInterval),
         integer("connect_timeout", 1...3_600, "seconds a socket may stay without CONNECT", \.connectTimeout),
     ]
+
+    static func stringKey(_ name: String, _ allowed: String, _ help: String, _ path: WritableKeyPath<ServeConfiguration, [String: String]>) -> Key {
+        Key(name: name, allowed: allowed, help: help) { config, value in
+            guard !value.isEmpty else { return false }
+            config[keyPath: path][name] = value
+            return true
+        }
+    }
 
     static func listenerList(_ name: String, _ help: String, _ path: WritableKeyPath<ServeConfiguration, [(host: String, port: Int)]>) -> Key {
         Key(name: name, allowed: "HOST:PORT (IPv6 as [::1]:8883), or a comma-separated list", help: help) { config, value in
@@ -350,7 +381,9 @@ struct ServeConfiguration {
     }
 
     /// The broker-wide `allow_anonymous`: as configured, else off once a password file is set.
-    var effectiveAllowAnonymous: Bool { allowAnonymousSetting ?? (passwordFile == nil) }
+    var effectiveAllowAnonymous: Bool {
+        allowAnonymousSetting ?? (passwordFile == nil && jwt["jwt_secret"] == nil && jwt["jwt_public_key"] == nil && authHTTP["auth_http_url"] == nil)
+    }
 
     /// Every listener, in order: `listen`, `tls_listen`, `ws_listen`, `wss_listen`, then the
     /// config file's `listeners:` maps. The default `127.0.0.1:1883` only when none is configured.

@@ -119,7 +119,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             config = try resolveConfiguration()
             listeners = try config.listenerConfigurations()
-            access = try AccessControl(passwordFile: config.passwordFile, aclFile: config.aclFile)
+            access = try AccessControl(passwordFile: config.passwordFile, aclFile: config.aclFile, jwt: config.jwt, authHTTP: config.authHTTP)
         } catch let error as ConfigurationError {
             FileHandle.standardError.write(Data("roost: \(error)\n".utf8))
             throw ExitCode(2)
@@ -162,7 +162,7 @@ struct ServeCommand: AsyncParsableCommand {
             server = try await Server.start(
                 settings: config.settings, listeners: listeners, threads: config.threads, logger: logger,
                 authenticator: access.authenticator, authorizer: access.authorizer, store: store,
-                enhancedAuthenticators: access.enhancedAuthenticators)
+                enhancedAuthenticators: access.enhancedAuthenticators, deferredAuthenticators: access.deferredAuthenticators)
         } catch let error as ListenerError {
             logger.critical("could not start: \(error)")
             FileHandle.standardError.write(Data("roost: \(error)\n".utf8))
@@ -192,6 +192,7 @@ struct ServeCommand: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
         try await group.run()
+        await access.shutdown()
     }
 }
 
