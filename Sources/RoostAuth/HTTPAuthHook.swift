@@ -89,7 +89,11 @@ public final class HTTPAuthHook: DeferredAuthenticator, Sendable {
         try? await client.shutdown()
     }
 
-    public func claims(_ request: AuthenticationRequest) -> Bool { true }
+    /// Every CONNECT that reaches it, except an anonymous one where the listener refuses
+    /// anonymous clients (the anonymous rules refuse it without asking).
+    public func claims(_ request: AuthenticationRequest) -> Bool {
+        request.username != nil || request.allowAnonymous
+    }
 
     public func authenticate(_ request: AuthenticationRequest, completion: @escaping @Sendable (AuthenticationOutcome) -> Void) {
         let key = Self.cacheKey(request)
@@ -102,16 +106,20 @@ public final class HTTPAuthHook: DeferredAuthenticator, Sendable {
         Task {
             let answer: Answer
             var cacheable = false
+            var failure: String?
             do {
                 answer = try await ask(body)
                 cacheable = true
             } catch {
                 answer = configuration.onError == .deny ? .deny : .ignore
+                failure = "authentication service unavailable (\(error))"
             }
             if cacheable && configuration.cacheSeconds > 0 {
                 remember(key, answer, until: ContinuousClock.now + .seconds(configuration.cacheSeconds))
             }
-            completion(outcome(answer, request: request, failed: !cacheable))
+            var result = outcome(answer, request: request)
+            if let failure { result.reason = failure }
+            completion(result)
         }
     }
 
@@ -140,15 +148,14 @@ public final class HTTPAuthHook: DeferredAuthenticator, Sendable {
         }
     }
 
-    private func outcome(_ answer: Answer, request: AuthenticationRequest, failed: Bool = false) -> AuthenticationOutcome {
+    private func outcome(_ answer: Answer, request: AuthenticationRequest) -> AuthenticationOutcome {
         switch answer {
         case .allow(let acl):
             let identity = ClientIdentity(clientID: request.clientID, username: request.username)
             let authorizer = acl.map { JWTClaimsAuthorizer(publish: $0.pub, subscribe: $0.sub, all: $0.all, identity: identity) }
             return AuthenticationOutcome(result: .accepted, authorizer: authorizer)
         case .deny:
-            return AuthenticationOutcome(
-                result: .badCredentials, reason: failed ? "authentication service unavailable" : "refused by the authentication service")
+            return AuthenticationOutcome(result: .badCredentials, reason: "refused by the authentication service")
         case .ignore:
             var outcome = AuthenticationOutcome(result: .notAuthorized)
             outcome.decided = false
@@ -163,7 +170,12 @@ public final class HTTPAuthHook: DeferredAuthenticator, Sendable {
             hasher.update(data: Data(part.utf8))
             hasher.update(data: Data([0]))
         }
-        if let password = request.password { hasher.update(data: Data(password.readableBytesView)) } else { hasher.update(data: Data([1])) }
+        if let password = request.password {
+            hasher.update(data: Data([1]))
+            hasher.update(data: Data(password.readableBytesView))
+        } else {
+            hasher.update(data: Data([0]))
+        }
         return Data(hasher.finalize())
     }
 

@@ -1,5 +1,6 @@
 import MQTTCodec
 import NIOCore
+import NIOSSL
 import NIOPosix
 import Synchronization
 
@@ -114,6 +115,18 @@ public final class MQTTClient: Sendable {
         }
     }
 
+    /// Builds the TLS context of a connection from its files (read on each connect).
+    static func makeSSLContext(_ tls: MQTTClientTLS) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let cafile = tls.cafile { configuration.trustRoots = .file(cafile) }
+        if let certfile = tls.certfile {
+            configuration.certificateChain = try NIOSSLCertificate.fromPEMFile(certfile).map { .certificate($0) }
+        }
+        if let keyfile = tls.keyfile { configuration.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyfile, format: .pem)) }
+        if tls.insecure { configuration.certificateVerification = .noHostnameVerification }
+        return try NIOSSLContext(configuration: configuration)
+    }
+
     /// Opens the TCP connection without sending CONNECT, for protocol tests that drive the
     /// handshake with ``send(_:)`` (or ``send(bytes:)``). The packets are decoded with the
     /// configured protocol version; an accepting CONNACK establishes the connection as
@@ -140,6 +153,17 @@ public final class MQTTClient: Sendable {
                 self?.connectionEnded(generation: generation, session: session, serverDisconnect: disconnect)
             })
         let configuration = self.configuration
+        let sslContext: NIOSSLContext?
+        do {
+            sslContext = try configuration.tls.map(Self.makeSSLContext)
+        } catch {
+            shared.withLock { shared in
+                if shared.generation == generation { shared.isBusy = false }
+            }
+            connAckPromise.fail(error)
+            throw error
+        }
+        let serverHostname = configuration.host.first?.isNumber == true || configuration.host.contains(":") ? nil : configuration.host
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -149,6 +173,10 @@ public final class MQTTClient: Sendable {
                         configuration: configuration, session: session, messages: continuation,
                         connAckPromise: connAckPromise, sendsConnect: sendsConnect, events: events)
                     handlerBox.value = handler
+                    if let sslContext {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
+                    }
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }

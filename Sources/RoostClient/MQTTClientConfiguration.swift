@@ -43,6 +43,8 @@ public struct MQTTClientConfiguration: Sendable {
     /// ``MQTTClient/publish(_:)`` calls wait. Servers of MQTT 3.1.1 advertise no limit, and some
     /// drop messages when flooded, so a small value (libmosquitto uses 20) can help there.
     public var maximumInflight: Int
+    /// TLS towards the server; nil: plain TCP.
+    public var tls: MQTTClientTLS?
     /// Called on the connection's EventLoop for every packet sent and received, in order (the
     /// `-d` output of `roost pub` / `roost sub`, packet traces in tests). Must not block.
     public var packetObserver: (@Sendable (MQTTPacketDirection, MQTTPacket) -> Void)?
@@ -104,4 +106,23 @@ public enum MQTTPacketDirection: Sendable, Equatable {
 extension MQTTClient {
     /// The configuration of an ``MQTTClient``.
     public typealias Configuration = MQTTClientConfiguration
+}
+
+/// TLS settings of a client connection, named as in mosquitto_pub.
+public struct MQTTClientTLS: Sendable, Equatable {
+    /// PEM file with the CAs to trust; nil: the system's trust store.
+    public var cafile: String?
+    /// PEM client certificate and key, for servers that require one (mutual TLS).
+    public var certfile: String?
+    public var keyfile: String?
+    /// Do not check that the server's certificate names the host (it is still verified
+    /// against the CAs).
+    public var insecure: Bool = false
+
+    public init(cafile: String? = nil, certfile: String? = nil, keyfile: String? = nil, insecure: Bool = false) {
+        self.cafile = cafile
+        self.certfile = certfile
+        self.keyfile = keyfile
+        self.insecure = insecure
+    }
 }

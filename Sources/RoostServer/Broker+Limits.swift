@@ -145,24 +145,33 @@ struct LoginFailures: Sendable {
 }
 
 extension Broker {
-    /// How long a CONNECT from `host` must wait before it is authenticated (zero for most).
-    func authenticationDelay(for host: String?) -> TimeAmount {
-        guard settings.authBackoffAfter > 0, let host else { return .zero }
+    enum LoginDelay: Equatable {
+        case none
+        case wait(TimeAmount)
+        /// The address's delayed logins already reach `auth_backoff_max` ahead: refuse now.
+        case refuse
+    }
+
+    /// How long a CONNECT from `host` must wait before it is authenticated (none for most).
+    func authenticationDelay(for host: String?) -> LoginDelay {
+        guard settings.authBackoffAfter > 0, let host else { return .none }
         let now = NIODeadline.now().uptimeNanoseconds
         let window = UInt64(settings.authBackoffWindow) * 1_000_000_000
-        return loginFailures.withLockedValue { table -> TimeAmount in
-            guard var record = table.records[host] else { return .zero }
+        let maximum = UInt64(settings.authBackoffMax) * 1_000_000_000
+        return loginFailures.withLockedValue { table -> LoginDelay in
+            guard var record = table.records[host] else { return .none }
             if now &- record.lastFailure > window {
                 table.records[host] = nil
-                return .zero
+                return .none
             }
             let excess = record.failures - settings.authBackoffAfter
-            guard excess >= 0 else { return .zero }
-            let step = min(UInt64(settings.authBackoffMax) * 1_000_000_000, 250_000_000 << UInt64(min(excess, 20)))
+            guard excess >= 0 else { return .none }
+            let step = min(maximum, 250_000_000 << UInt64(min(excess, 20)))
             let slot = max(now, record.nextSlot)
+            guard slot + step - now <= maximum else { return .refuse }
             record.nextSlot = slot + step
             table.records[host] = record
-            return .nanoseconds(Int64(slot + step - now))
+            return .wait(.nanoseconds(Int64(slot + step - now)))
         }
     }
 
@@ -173,7 +182,12 @@ extension Broker {
         loginFailures.withLockedValue { table in
             if table.records.count >= LoginFailures.capacity && table.records[host] == nil {
                 table.records = table.records.filter { now &- $0.value.lastFailure <= window }
-                if table.records.count >= LoginFailures.capacity { table.records.removeAll() }
+                if table.records.count >= LoginFailures.capacity {
+                    // Forget the tenth that failed longest ago, not everyone (a flood of new
+                    // addresses must not wipe the back-off of the others).
+                    let oldest = table.records.sorted { $0.value.lastFailure < $1.value.lastFailure }.prefix(LoginFailures.capacity / 10)
+                    for (key, _) in oldest { table.records[key] = nil }
+                }
             }
             var record = table.records[host] ?? LoginFailures.Record(failures: 0, lastFailure: now, nextSlot: now)
             if now &- record.lastFailure > window { record = LoginFailures.Record(failures: 0, lastFailure: now, nextSlot: now) }

@@ -212,7 +212,7 @@ public final class Broker: Sendable {
     func publishInternally(_ message: Message) {
         if message.retain { storeRetained(message) }
         var wake: [Connection] = []
-        deliver(message, matches: router.resolve(topic: message.topic), wake: &wake)
+        deliver(message, matches: resolveRoutes(message.topic), wake: &wake)
         Broker.wakeAll(wake)
     }
 
@@ -235,7 +235,7 @@ public final class Broker: Sendable {
             guard let groupKey = delivery.sharedGroup, let separator = groupKey.firstIndex(of: "\u{0}") else { continue }
             let group = String(groupKey[..<separator])
             let filter = String(groupKey[groupKey.index(after: separator)...])
-            let members = router.resolve(topic: delivery.message.topic).filter { $0.group == group && $0.filter == filter }
+            let members = resolveRoutes(delivery.message.topic).filter { $0.group == group && $0.filter == filter }
             guard let chosen = router.pickSharedMember(group: group, filter: filter, members: members[...], excluding: sessionID) else {
                 stats.dropped(.queueFull)
                 continue
@@ -334,5 +334,11 @@ public final class Broker: Sendable {
 
     func unregister(_ connection: Connection) {
         _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
+    }
+
+    /// Every subscription matching `topic` that may read it (wills, `$SYS`, shared hand-over and
+    /// publishers' cache misses all resolve through here).
+    func resolveRoutes(_ topic: String) -> [Router.Match] {
+        router.resolve(topic: topic, authorizer: authorizer, clientAuthorizers: clientAuthorizersInUse.load(ordering: .relaxed))
     }
 }

@@ -13,7 +13,7 @@ enum CertificateIdentity {
         return subjectCommonName(der: der)
     }
 
-    /// Reads the last CN attribute of the subject of a DER X.509 certificate:
+    /// Reads the first CN attribute of the subject (as Mosquitto does) of a DER X.509 certificate:
     /// Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber,
     /// signature, issuer, validity, subject, ... }, ... }. Returns nil on anything unexpected
     /// (the certificate was already verified by BoringSSL; this only walks it).
@@ -30,7 +30,7 @@ enum CertificateIdentity {
                 guard var attribute = set.enter(tag: 0x30), let oid = attribute.read(tag: 0x06) else { return nil }
                 guard let valueTag = attribute.peekTag, let value = attribute.read(tag: valueTag) else { return nil }
                 // 2.5.4.3 (id-at-commonName); UTF8String, PrintableString, IA5String, T61String.
-                if Array(oid) == [0x55, 0x04, 0x03], [0x0C, 0x13, 0x16, 0x14].contains(valueTag) {
+                if commonName == nil, Array(oid) == [0x55, 0x04, 0x03], [0x0C, 0x13, 0x16, 0x14].contains(valueTag) {
                     commonName = String(decoding: value, as: UTF8.self)
                 }
             }

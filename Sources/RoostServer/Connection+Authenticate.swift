@@ -19,11 +19,25 @@ extension Connection {
     /// recently, then runs the client certificate, enhanced authentication (MQTT 5 Authentication
     /// Method) or the authenticator, and continues with ``completeConnect``.
     func beginAuthentication(_ connect: Connect, assignedID: String?) {
-        let delay = broker.authenticationDelay(for: remoteHost)
+        let delay: TimeAmount
+        switch broker.authenticationDelay(for: remoteHost) {
+        case .none:
+            delay = .zero
+        case .wait(let wait):
+            delay = wait
+        case .refuse:
+            // The address's queue of delayed logins is full: refused at once (server busy), so
+            // one address cannot hold sockets for longer than auth_backoff_max.
+            broker.stats.authDelayed.add(1, ordering: .relaxed)
+            refuse(.serverBusy, .serverUnavailable, "too many failed logins from this address; try again later")
+            return
+        }
         if delay > .zero {
             // Not read while it waits: later packets (AUTH included) stay in the socket.
             phase = .authenticating
             pendingAuthentication = Box(PendingAuthentication(connect: connect, assignedID: assignedID))
+            updateReading()
+            restartConnectTimeout(after: delay)
             broker.stats.authDelayed.add(1, ordering: .relaxed)
             logger.debug("login delayed after failures from this address", metadata: ["delay_ms": "\(delay.nanoseconds / 1_000_000)"])
             eventLoop.scheduleTask(in: delay) { [weak self] in
@@ -41,6 +55,7 @@ extension Connection {
     /// was buffered meanwhile and write.
     func resumeAfterConnectStep() {
         guard phase != .closed else { return }
+        updateReading()
         processInbound()
         flushOutput()
         wakeTargets()
@@ -60,6 +75,11 @@ extension Connection {
             clientID: clientID, username: connect.username, password: connect.password, remoteAddress: remoteAddressText,
             listener: listener.name, allowAnonymous: listener.allowAnonymous ?? settings.allowAnonymous,
             certificateIdentity: certificateIdentity)
+        // A verified client certificate is the identity: nothing the client says overrides it.
+        if certificateIdentity != nil {
+            authenticateLocally(connect, assignedID: assignedID, request: request)
+            return
+        }
         if let method = connect.properties.authenticationMethod {
             guard version == .v5, let authenticator = broker.enhancedAuthenticators[method] else {
                 broker.stats.authNotAuthorized.add(1, ordering: .relaxed)
@@ -75,6 +95,8 @@ extension Connection {
             // Decided later: nothing more is read until then.
             phase = .authenticating
             pendingAuthentication = Box(PendingAuthentication(connect: connect, assignedID: assignedID, request: request))
+            updateReading()
+            restartConnectTimeout()
             let loop = eventLoop
             deferred.authenticate(request) { [weak self] outcome in
                 loop.execute { self?.deferredDecided(outcome) }
@@ -109,10 +131,15 @@ extension Connection {
         case .accepted:
             if let own = outcome.authorizer {
                 clientAuthorizer = Box(own)
-                broker.clientAuthorizersInUse.store(true, ordering: .relaxed)
+                if !broker.clientAuthorizersInUse.exchange(true, ordering: .relaxed) {
+                    // Routes cached before any client had its own rules were never checked.
+                    broker.router.version.add(1, ordering: .releasing)
+                }
             }
-            completeConnect(
-                pending.connect, assignedID: pending.assignedID, username: pending.connect.username ?? outcome.username, authentication: nil)
+            // The credential's user (a token's subject) wins; the authenticator has already
+            // refused a different non-empty user name.
+            let sent = pending.connect.username.flatMap { $0.isEmpty ? nil : $0 }
+            completeConnect(pending.connect, assignedID: pending.assignedID, username: outcome.username ?? sent, authentication: nil)
         case .badCredentials, .notAuthorized:
             authenticationFailed(outcome.result, outcome.reason ?? (outcome.result == .badCredentials ? "bad user name or password" : "not authorized"))
         }

@@ -242,6 +242,7 @@ extension Connection {
             return
         }
         var present = false
+        let accessControlled = broker.authorizer != nil || clientAuthorizer != nil || broker.clientAuthorizersInUse.load(ordering: .relaxed)
         var staleRecords: [SubscriptionRecord] = []
         var willToSend: Message?
         var stored = false
@@ -250,13 +251,22 @@ extension Connection {
         let taken = session.locked.withLock { inner -> Bool in
             guard inner.latestClaim == claim, inner.owner == nil || inner.owner === self else { return false }
             inner.owner = self
+            // Another user resuming this client id's session does not get what was queued for
+            // the previous one (it was authorized for them): it starts clean.
+            let otherUser = inner.identity.map { $0.username != identity.username } ?? false
+            // Routes cached by publishers were checked against the previous identity (or none,
+            // for a session restored from the store): resolve them again.
+            if accessControlled && (inner.identity != identity || otherUser || inner.clientAuthorizer != nil || clientAuthorizer != nil) {
+                broker.router.version.add(1, ordering: .releasing)
+            }
             inner.identity = identity
             inner.clientAuthorizer = clientAuthorizer
             self.attachClaim = claim
             inner.generation &+= 1
             inner.drainScheduled = false
+            if otherUser { logger.info("session of another user resumed: started clean", metadata: ["mqtt.client_id": "\(clientID)"]) }
             // A session whose expiry was 0 ended with its connection: never reuse it [MQTT-3.1.2-6].
-            let reset = cleanStart || inner.expiryInterval == 0
+            let reset = cleanStart || inner.expiryInterval == 0 || otherUser
             present = existed && !reset
             if reset {
                 if let pending = inner.pendingWill {

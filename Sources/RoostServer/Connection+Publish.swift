@@ -107,8 +107,7 @@ extension Connection {
 
         let version = broker.router.version.load(ordering: .acquiring)
         if cachedTopic != topic || cachedVersion != version {
-            cachedMatches = broker.router.resolve(
-                topic: topic, authorizer: broker.authorizer, clientAuthorizers: broker.clientAuthorizersInUse.load(ordering: .relaxed))
+            cachedMatches = broker.resolveRoutes(topic)
             cachedTopic = topic
             cachedVersion = version
         }

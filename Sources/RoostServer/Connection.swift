@@ -192,6 +192,13 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         } else {
             inbound!.writeBuffer(&buffer)
         }
+        // While a CONNECT waits for its authentication nothing is decoded, so the decoder's
+        // packet size limit does not apply yet: bound what a read already in flight may add.
+        if phase == .authenticating && !awaitingAuth, let held = inbound?.readableBytes, held > broker.settings.maxPacketSize + 5 {
+            logger.debug("closing: too much sent before the authentication finished")
+            close()
+            return
+        }
         processInbound()
     }
 
@@ -248,7 +255,8 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// the store's backlog, or the client's publish rate.
     func updateReading() {
         guard let channel = context?.channel else { return }
-        let read = channel.isWritable && !pausedForStore && !pausedForRate
+        let waitingForAuthentication = phase == .authenticating && !awaitingAuth
+        let read = channel.isWritable && !pausedForStore && !pausedForRate && !waitingForAuthentication
         channel.setOption(ChannelOptions.autoRead, value: read).whenFailure { _ in }
     }
 
@@ -430,9 +438,9 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     /// Closes the socket if the CONNECT (or the authentication exchange it started) has not
     /// finished within `connect_timeout` from now.
-    func restartConnectTimeout() {
+    func restartConnectTimeout(after extra: TimeAmount = .zero) {
         connectTimeoutTask?.cancel()
-        let timeout = TimeAmount.seconds(Int64(broker.settings.connectTimeout))
+        let timeout = TimeAmount.seconds(Int64(broker.settings.connectTimeout)) + extra
         connectTimeoutTask = eventLoop.scheduleTask(in: timeout) { [weak self] in
             guard let self, self.phase == .awaitingConnect || self.phase == .authenticating else { return }
             self.logger.debug("closing: no CONNECT (or authentication) within the connect timeout")

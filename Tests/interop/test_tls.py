@@ -245,6 +245,31 @@ def test_mosquitto_clients_mutual_tls(launch, certs, version):
     assert r.stdout == b"with cert\n", "a refused client changed the retained message"
 
 
+@pytest.mark.roost_only(reason="roost pub / roost sub are Roost's own tools")
+def test_roost_pub_and_sub_over_mutual_tls(launch, certs, version):
+    """roost pub / roost sub with --cafile, --cert and --key (as mosquitto_pub takes them)."""
+    from conftest import roost_binary
+    b = tls_pair(launch, certs, require_certificate=True)
+    port = b.port_of("tls")
+    alice = ["--cafile", certs.ca_crt, "--cert", certs.alice_crt, "--key", certs.alice_key]
+
+    def roost(tool, *args):
+        cmd = [str(roost_binary()), tool, "-h", HOST, "-p", str(port), "-V", CLI_VERSION[version], *map(str, args)]
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=15)
+
+    r = roost("pub", *alice, "-t", "roost/mtls", "-m", "from roost pub", "-q", "1", "-r")
+    assert r.returncode == 0, r.stderr
+    r = roost("sub", *alice, "-t", "roost/mtls", "-C", "1", "-W", "5")
+    assert (r.returncode, r.stdout) == (0, b"from roost pub\n"), r.stderr
+    # Without a client certificate the handshake fails: a clear error and a failing status.
+    r = roost("pub", "--cafile", certs.ca_crt, "-t", "roost/mtls", "-m", "no cert")
+    assert r.returncode != 0 and r.stderr, "roost pub without a client certificate succeeded"
+    # A CA that does not sign the server's certificate: refused by the client.
+    r = roost("pub", "--cafile", certs.rogue_ca_crt, *alice[2:],
+              "-t", "roost/mtls", "-m", "wrong ca")
+    assert r.returncode != 0, "roost pub trusted a server certificate its --cafile does not sign"
+
+
 # ---------------------------------------------------------------------------
 # use_identity_as_username + ACL
 # ---------------------------------------------------------------------------
