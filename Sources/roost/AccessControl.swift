@@ -1,6 +1,8 @@
+import Foundation
 import Logging
 import RoostAuth
 import RoostCore
+import Synchronization
 
 /// The authentication and authorization `roost serve` runs with: the password file and the ACL
 /// file when configured (nil ports otherwise: anonymous access as configured, no ACL).
@@ -9,6 +11,8 @@ struct AccessControl {
     let acl: ACLFileAuthorizer?
     let jwt: JWTAuthenticator?
     let http: HTTPAuthHook?
+    /// The files' modification stamps when last read, for reloading them when they change.
+    let stamps = FileStamps()
 
     /// Asked in order before the password file: a JWT password goes to `jwt`, anything else to
     /// the HTTP service (which may answer "ignore").
@@ -67,6 +71,43 @@ struct AccessControl {
 
     /// SIGHUP: reads both files again. A file that fails keeps its previous contents (logged).
     /// Returns true if the ACL changed (routes must be resolved again).
+    /// Reloads the files that changed since they were last read (checked every few seconds, so
+    /// an edit takes effect without SIGHUP). Returns true if the ACL changed.
+    func reloadChanged(logger: Logger) -> Bool {
+        var aclChanged = false
+        if let passwords, stamps.changed(passwords.path) {
+            do {
+                try passwords.reload()
+                logger.info("password file changed: reloaded", metadata: ["file": "\(passwords.path)", "users": "\(passwords.userCount)"])
+            } catch {
+                logger.error("password file changed but not reloaded; the previous one stays in force", metadata: ["error": "\(error)"])
+            }
+        }
+        if let acl, stamps.changed(acl.path) {
+            do {
+                try acl.reload()
+                logger.info("ACL file changed: reloaded", metadata: ["file": "\(acl.path)"])
+                aclChanged = true
+            } catch {
+                logger.error("ACL file changed but not reloaded; the previous rules stay in force", metadata: ["error": "\(error)"])
+            }
+        }
+        if let jwt, let file = jwt.publicKeyFile, stamps.changed(file) {
+            do {
+                try jwt.reload()
+                logger.info("JWT key file changed: reloaded", metadata: ["file": "\(file)"])
+            } catch {
+                logger.error("JWT key file changed but not reloaded; the previous key stays in force", metadata: ["error": "\(error)"])
+            }
+        }
+        return aclChanged
+    }
+
+    /// Records the files' current stamps (at start, so the first check reloads nothing).
+    func recordStamps() {
+        for path in [passwords?.path, acl?.path, jwt?.publicKeyFile].compactMap({ $0 }) { _ = stamps.changed(path) }
+    }
+
     /// Closes the HTTP hook's client.
     func shutdown() async {
         await http?.shutdown()
@@ -97,6 +138,25 @@ struct AccessControl {
         } catch {
             logger.error("ACL file not reloaded; the previous rules stay in force", metadata: ["error": "\(error)"])
             return false
+        }
+    }
+}
+
+/// Modification time and size of files, to notice edits.
+///
+/// Concurrency: `Sendable`; behind a lock.
+final class FileStamps: Sendable {
+    private let known = Mutex<[String: String]>([:])
+
+    /// True if `path`'s stamp differs from the one recorded (and records the new one).
+    func changed(_ path: String) -> Bool {
+        let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+        let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? -1
+        let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
+        let stamp = "\(modified)/\(size)"
+        return known.withLock { known in
+            defer { known[path] = stamp }
+            return known[path] != nil && known[path] != stamp
         }
     }
 }

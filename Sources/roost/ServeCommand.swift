@@ -186,6 +186,15 @@ struct ServeCommand: AsyncParsableCommand {
         }
         hangup.resume()
         defer { hangup.cancel() }
+        // Edits to the password, ACL and JWT key files take effect within 5 s without SIGHUP.
+        access.recordStamps()
+        let watch = DispatchSource.makeTimerSource(queue: .global())
+        watch.schedule(deadline: .now() + 5, repeating: 5)
+        watch.setEventHandler {
+            if access.reloadChanged(logger: logger) { server.accessRulesChanged() }
+        }
+        watch.resume()
+        defer { watch.cancel() }
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: [.init(service: BrokerService(server: server), successTerminationBehavior: .gracefullyShutdownGroup)],

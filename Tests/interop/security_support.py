@@ -207,7 +207,7 @@ TLS_OPTIONS = ("certfile", "keyfile", "cafile", "require_certificate", "use_iden
                "tls_version")
 # The TLS options `roost serve` takes as flags (shared by its --tls-listen / --wss-listen listeners).
 TLS_FLAG_OPTIONS = ("certfile", "keyfile", "cafile", "require_certificate", "use_identity_as_username")
-LISTENER_OPTIONS = TLS_OPTIONS + ("allow_anonymous", "max_connections", "path")
+LISTENER_OPTIONS = TLS_OPTIONS + ("allow_anonymous", "max_connections", "path", "ciphers")
 # Settings a generated mosquitto.conf can express (same names there).
 MOSQUITTO_SETTINGS = ("password_file", "acl_file", "allow_anonymous", "sys_interval", "max_packet_size",
                       "max_keepalive", "max_queued_messages")

@@ -633,6 +633,22 @@ def test_acl_reload_on_sighup(acl_broker, raws, version):
     assert alice.conn.is_open(0.1), "SIGHUP dropped the connection"
 
 
+@pytest.mark.roost_only(reason="Mosquitto reloads its files on SIGHUP only")
+def test_files_reloaded_when_they_change(acl_broker, raws, tmp_path):
+    """An edited ACL file takes effect without SIGHUP (checked every 5 s); so does a password file."""
+    admin = peer(raws, acl_broker, V5, "admin")
+    admin.subscribe("extra/#")
+    alice = peer(raws, acl_broker, V5, "alice")
+    assert alice.publish("extra/one") == 0x87
+    write_atomically(acl_broker.acl_path, ACL.replace("topic plain/alice\n", "topic plain/alice\ntopic readwrite extra/#\n"))
+
+    def now_allowed():
+        alice.publish("extra/one", b"after edit")
+        return [m for m in admin.received(0.2) if m.payload == b"after edit"]
+    wait_until(now_allowed, timeout=12, interval=0.5, what="an edited ACL file taking effect without SIGHUP")
+    assert alice.conn.is_open(0.1), "the reload dropped the connection"
+
+
 @pytest.mark.roost_only(reason="Roost's $SYS/broker/security/... counters")
 def test_security_counters_in_sys(launch, tmp_path, raws):
     acl = tmp_path / "acl"

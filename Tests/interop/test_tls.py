@@ -197,6 +197,25 @@ def test_listener_tls_version_is_a_minimum(launch, certs, minimum):
             conn.close()
 
 
+@pytest.mark.roost_only(reason="Roost's listener key spelling")
+def test_listener_ciphers_restrict_tls12_suites(launch, certs):
+    """`ciphers` limits the TLS 1.2 suites: a client offering only another suite fails."""
+    b = launch([Listener("tcp"), tls_listener(certs, tls_version="tlsv1.2", ciphers="ECDHE-ECDSA-AES256-GCM-SHA384")], style="config")
+    port = b.port_of("tls")
+    ctx = client_context(certs, minimum=ssl.TLSVersion.TLSv1_2, maximum=ssl.TLSVersion.TLSv1_2)
+    ctx.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384")
+    conn = TlsRawConn(port, ctx)
+    try:
+        assert conn.sock.cipher()[0] == "ECDHE-ECDSA-AES256-GCM-SHA384"
+        assert conn.mqtt_connect("cipher-ok", version=V5).reason == 0
+    finally:
+        conn.close()
+    other = client_context(certs, minimum=ssl.TLSVersion.TLSv1_2, maximum=ssl.TLSVersion.TLSv1_2)
+    other.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256")
+    with pytest.raises(ssl.SSLError):
+        TlsRawConn(port, other).close()
+
+
 # ---------------------------------------------------------------------------
 # mosquitto_pub / mosquitto_sub
 # ---------------------------------------------------------------------------
