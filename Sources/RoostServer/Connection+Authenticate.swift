@@ -178,7 +178,8 @@ extension Connection {
         }
         guard auth.reasonCode == .continueAuthentication, auth.properties.authenticationMethod == pending.method else {
             pendingAuthentication = nil
-            refuseDuringAuthentication(.protocolError, "AUTH must continue (0x18) with the CONNECT's authentication method")
+            // Before CONNACK (MQTT 5 only reaches here): CONNACK 0x82, close.
+            refuse(.protocolError, .notAuthorized, "AUTH must continue (0x18) with the CONNECT's authentication method")
             return
         }
         let data = auth.properties.authenticationData.map { Array($0.readableBytesView) } ?? []
@@ -186,11 +187,6 @@ extension Connection {
         waiting.exchange = nil
         pendingAuthentication = Box(waiting)
         enhancedStep(exchange.next(data: data), pending: waiting)
-    }
-
-    /// A protocol error before CONNACK: CONNACK with the code (MQTT 5 only reaches here), close.
-    private func refuseDuringAuthentication(_ code: ReasonCode, _ reason: String) {
-        refuse(code, .notAuthorized, reason)
     }
 
     /// Refuses the CONNECT (0x86 / 4 or 0x87 / 5), counts it and remembers the failure for the

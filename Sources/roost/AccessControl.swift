@@ -71,38 +71,6 @@ struct AccessControl {
 
     /// SIGHUP: reads both files again. A file that fails keeps its previous contents (logged).
     /// Returns true if the ACL changed (routes must be resolved again).
-    /// Reloads the files that changed since they were last read (checked every few seconds, so
-    /// an edit takes effect without SIGHUP). Returns true if the ACL changed.
-    func reloadChanged(logger: Logger) -> Bool {
-        var aclChanged = false
-        if let passwords, stamps.changed(passwords.path) {
-            do {
-                try passwords.reload()
-                logger.info("password file changed: reloaded", metadata: ["file": "\(passwords.path)", "users": "\(passwords.userCount)"])
-            } catch {
-                logger.error("password file changed but not reloaded; the previous one stays in force", metadata: ["error": "\(error)"])
-            }
-        }
-        if let acl, stamps.changed(acl.path) {
-            do {
-                try acl.reload()
-                logger.info("ACL file changed: reloaded", metadata: ["file": "\(acl.path)"])
-                aclChanged = true
-            } catch {
-                logger.error("ACL file changed but not reloaded; the previous rules stay in force", metadata: ["error": "\(error)"])
-            }
-        }
-        if let jwt, let file = jwt.publicKeyFile, stamps.changed(file) {
-            do {
-                try jwt.reload()
-                logger.info("JWT key file changed: reloaded", metadata: ["file": "\(file)"])
-            } catch {
-                logger.error("JWT key file changed but not reloaded; the previous key stays in force", metadata: ["error": "\(error)"])
-            }
-        }
-        return aclChanged
-    }
-
     /// Records the files' current stamps (at start, so the first check reloads nothing).
     func recordStamps() {
         for path in [passwords?.path, acl?.path, jwt?.publicKeyFile].compactMap({ $0 }) { _ = stamps.changed(path) }
@@ -113,32 +81,30 @@ struct AccessControl {
         await http?.shutdown()
     }
 
-    func reload(logger: Logger) -> Bool {
-        if let jwt {
+    /// Reads the password, ACL and JWT key files again: all of them (SIGHUP), or only those
+    /// whose stamp changed since they were last read (`onlyChanged`, the periodic check, so an
+    /// edit takes effect without SIGHUP). A file that fails keeps its previous contents (logged).
+    /// Returns true if the ACL changed (routes must be resolved again).
+    func reload(logger: Logger, onlyChanged: Bool = false) -> Bool {
+        func due(_ path: String?) -> Bool {
+            guard let path else { return !onlyChanged }
+            let changed = stamps.changed(path)
+            return !onlyChanged || changed
+        }
+        func attempt(_ what: String, _ file: String?, _ body: () throws -> Void) -> Bool {
             do {
-                try jwt.reload()
-                logger.info("JWT key reloaded")
+                try body()
+                logger.info("\(what) reloaded", metadata: ["file": "\(file ?? "")"])
+                return true
             } catch {
-                logger.error("JWT key not reloaded; the previous one stays in force", metadata: ["error": "\(error)"])
+                logger.error("\(what) not reloaded; the previous one stays in force", metadata: ["error": "\(error)"])
+                return false
             }
         }
-        if let passwords {
-            do {
-                try passwords.reload()
-                logger.info("password file reloaded", metadata: ["file": "\(passwords.path)", "users": "\(passwords.userCount)"])
-            } catch {
-                logger.error("password file not reloaded; the previous one stays in force", metadata: ["error": "\(error)"])
-            }
-        }
-        guard let acl else { return false }
-        do {
-            try acl.reload()
-            logger.info("ACL file reloaded", metadata: ["file": "\(acl.path)"])
-            return true
-        } catch {
-            logger.error("ACL file not reloaded; the previous rules stay in force", metadata: ["error": "\(error)"])
-            return false
-        }
+        if let jwt, due(jwt.publicKeyFile) { _ = attempt("JWT key", jwt.publicKeyFile) { try jwt.reload() } }
+        if let passwords, due(passwords.path) { _ = attempt("password file", passwords.path) { try passwords.reload() } }
+        guard let acl, due(acl.path) else { return false }
+        return attempt("ACL file", acl.path) { try acl.reload() }
     }
 }
 

@@ -191,7 +191,7 @@ struct ServeCommand: AsyncParsableCommand {
         let watch = DispatchSource.makeTimerSource(queue: .global())
         watch.schedule(deadline: .now() + 5, repeating: 5)
         watch.setEventHandler {
-            if access.reloadChanged(logger: logger) { server.accessRulesChanged() }
+            if access.reload(logger: logger, onlyChanged: true) { server.accessRulesChanged() }
         }
         watch.resume()
         defer { watch.cancel() }
