@@ -129,9 +129,7 @@ public final class HTTPAuthHook: DeferredAuthenticator, Sendable {
         request.headers.add(name: "Content-Type", value: "application/json")
         request.headers.add(name: "User-Agent", value: "roost")
         request.body = .bytes(ByteBuffer(bytes: body))
-        let timeout = TimeAmount.nanoseconds(Int64(configuration.timeout.components.seconds) * 1_000_000_000
-            + configuration.timeout.components.attoseconds / 1_000_000_000)
-        let response = try await client.execute(request, timeout: timeout)
+        let response = try await client.execute(request, timeout: TimeAmount(configuration.timeout))
         guard response.status == .ok else { throw HTTPAuthHookError(key: "auth_http_url", value: configuration.url, problem: "status \(response.status.code)") }
         let bytes = try await response.body.collect(upTo: Self.maximumBody)
         return try Self.parseAnswer(Data(bytes.readableBytesView))
