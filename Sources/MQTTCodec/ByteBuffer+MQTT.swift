@@ -71,6 +71,23 @@ extension ByteBuffer {
         return string
     }
 
+    /// Reads a length-prefixed string if its bytes are exactly `known`'s UTF-8, returning `known`
+    /// (no allocation); otherwise reads nothing and returns nil.
+    mutating func readMQTTString(equalTo known: String) -> String? {
+        guard let length = getInteger(at: readerIndex, as: UInt16.self), !known.isEmpty,
+            known.utf8.count == Int(length), readableBytes >= 2 + Int(length)
+        else { return nil }
+        let same = withUnsafeReadableBytes { raw -> Bool in
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[2..<(2 + Int(length))])
+            return known.utf8.withContiguousStorageIfAvailable { stored in
+                bytes.elementsEqual(UnsafeRawBufferPointer(stored))
+            } ?? false
+        }
+        guard same else { return nil }
+        moveReaderIndex(forwardBy: 2 + Int(length))
+        return known
+    }
+
     /// Reads length-prefixed binary data as a slice (no copy).
     mutating func readMQTTBinary(in type: PacketType) throws(DecodeError) -> ByteBuffer {
         guard let length = readInteger(as: UInt16.self), let data = readSlice(length: Int(length)) else {

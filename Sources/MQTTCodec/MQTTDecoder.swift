@@ -20,9 +20,13 @@ public struct MQTTDecoder: Sendable {
     /// Decodes one packet from the front of `buffer`. Returns nil, consuming nothing, when the
     /// packet is not complete yet. Throws ``DecodeError`` for malformed input; the connection
     /// should then be closed.
-    public func decode(from buffer: inout ByteBuffer) throws(DecodeError) -> MQTTPacket? {
+    ///
+    /// `knownTopic`: a topic name this connection sent before and that was valid then (a
+    /// publisher's last topic). A PUBLISH whose topic has the same bytes gets that string back,
+    /// so a publisher that reuses its topic costs no allocation and no validation.
+    public func decode(from buffer: inout ByteBuffer, knownTopic: String? = nil) throws(DecodeError) -> MQTTPacket? {
         guard let (first, body) = try nextFrame(from: &buffer) else { return nil }
-        return try decodePacket(first: first, body: body)
+        return try decodePacket(first: first, body: body, knownTopic: knownTopic)
     }
 
     /// Reads the fixed header and returns the first byte and the body slice of a complete packet.
@@ -42,7 +46,7 @@ public struct MQTTDecoder: Sendable {
     }
 
     /// Decodes the body of a packet whose fixed header byte is `first`.
-    public func decodePacket(first: UInt8, body: ByteBuffer) throws(DecodeError) -> MQTTPacket {
+    public func decodePacket(first: UInt8, body: ByteBuffer, knownTopic: String? = nil) throws(DecodeError) -> MQTTPacket {
         var body = body
         let flags = first & 0x0F
         guard let type = PacketType(rawValue: first >> 4) else { throw .invalidPacketType(first >> 4) }
@@ -55,7 +59,7 @@ public struct MQTTDecoder: Sendable {
             try requireFlags(flags, 0, type)
             packet = .connack(try decodeConnAck(&body))
         case .publish:
-            packet = .publish(try decodePublish(flags: flags, &body))
+            packet = .publish(try decodePublish(flags: flags, &body, knownTopic: knownTopic))
         case .puback, .pubrec, .pubcomp:
             try requireFlags(flags, 0, type)
             let ack = try decodeAck(type, &body)
@@ -149,12 +153,15 @@ public struct MQTTDecoder: Sendable {
         return ConnAck(sessionPresent: flags & 1 == 1, reasonCode: ReasonCode(code), properties: properties)
     }
 
-    private func decodePublish(flags: UInt8, _ body: inout ByteBuffer) throws(DecodeError) -> Publish {
+    private func decodePublish(flags: UInt8, _ body: inout ByteBuffer, knownTopic: String?) throws(DecodeError) -> Publish {
         let dup = flags & 0x08 != 0
         guard let qos = QoS(rawValue: (flags >> 1) & 0x03) else { throw .invalidQoS }
         if dup && qos == .atMostOnce { throw .dupOnQoS0 }
         let retain = flags & 0x01 != 0
-        let topic = try body.readMQTTString(in: .publish)
+        var known: String?
+        if let knownTopic { known = body.readMQTTString(equalTo: knownTopic) }
+        let topic: String
+        if let known { topic = known } else { topic = try body.readMQTTString(in: .publish) }
         var packetID: UInt16 = 0
         if qos != .atMostOnce {
             packetID = try body.readUInt16(in: .publish)
@@ -163,7 +170,7 @@ public struct MQTTDecoder: Sendable {
         let properties = try properties(&body, .publish)
         if topic.isEmpty {
             if properties.topicAlias == nil { throw .invalidTopicName }
-        } else if !Topic.isValidName(topic) {
+        } else if known == nil && !Topic.isValidName(topic) {
             throw .invalidTopicName
         }
         let payload = body.readSlice(length: body.readableBytes) ?? ByteBuffer()

@@ -127,18 +127,31 @@ public struct MQTTEncoder: Sendable {
 
     /// Appends a PUBLISH. The hot path: one size pass, then straight writes.
     public func encode(_ publish: Publish, into buffer: inout ByteBuffer) {
-        let propertiesSize = v5 ? publish.properties.encodedSize : 0
-        let body = publishBodySize(publish, propertiesSize: propertiesSize)
+        encodePublish(
+            topic: publish.topic, payload: publish.payload, qos: publish.qos, retain: publish.retain, dup: publish.dup,
+            packetID: publish.packetID, properties: publish.properties, into: &buffer)
+    }
+
+    /// Appends a PUBLISH made of these parts, without building a ``Publish`` first (a broker
+    /// delivering a stored message borrows its parts: no reference counting per delivery).
+    public func encodePublish(
+        topic: String, payload: ByteBuffer, qos: QoS, retain: Bool, dup: Bool, packetID: UInt16, properties: Properties,
+        into buffer: inout ByteBuffer
+    ) {
+        let propertiesSize = v5 ? properties.encodedSize : 0
+        var body = 2 + topic.utf8.count + payload.readableBytes
+        if qos != .atMostOnce { body += 2 }
+        if v5 { body += variableByteIntegerSize(propertiesSize) + propertiesSize }
         buffer.reserveCapacity(minimumWritableBytes: body + 5)
-        var first: UInt8 = 0x30 | (publish.qos.rawValue << 1)
-        if publish.dup { first |= 0x08 }
-        if publish.retain { first |= 0x01 }
+        var first: UInt8 = 0x30 | (qos.rawValue << 1)
+        if dup { first |= 0x08 }
+        if retain { first |= 0x01 }
         buffer.writeInteger(first)
         buffer.writeMQTTVariableByteInteger(body)
-        buffer.writeMQTTString(publish.topic)
-        if publish.qos != .atMostOnce { buffer.writeInteger(publish.packetID) }
-        if v5 { publish.properties.encode(into: &buffer, size: propertiesSize) }
-        buffer.writeImmutableBuffer(publish.payload)
+        buffer.writeMQTTString(topic)
+        if qos != .atMostOnce { buffer.writeInteger(packetID) }
+        if v5 { properties.encode(into: &buffer, size: propertiesSize) }
+        buffer.writeImmutableBuffer(payload)
     }
 
     /// Appends a PUBACK/PUBREC/PUBREL/PUBCOMP; the short form when the reason is success and there are no properties.

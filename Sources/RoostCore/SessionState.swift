@@ -1,25 +1,51 @@
+import DequeModule
 import MQTTCodec
 import NIOCore
 
 /// A message waiting in a session's queue for its turn (and for the in-flight window).
+///
+/// Copied several times per delivery (queue, in-flight window, drain), so the fields that are
+/// almost always empty (subscription identifiers, a shared group) share one optional reference:
+/// a copy is then one retain (the message) instead of three.
 public struct QueuedDelivery: Sendable {
     public var message: Message
     public var qos: QoS
     public var retain: Bool
-    public var subscriptionIDs: [Int]
-    /// The shared-subscription group ("group\u{0}filter") this copy was chosen for, if any.
-    public var sharedGroup: String?
     /// The position of this delivery in the durable store's queue of the session; 0 when it is
     /// not stored (QoS 0, no store, or a session that ends with its connection).
     public var seq: UInt64
+    private var rare: Rare?
+
+    private final class Rare: Sendable {
+        let subscriptionIDs: [Int]
+        let sharedGroup: String?
+        init(subscriptionIDs: [Int], sharedGroup: String?) {
+            self.subscriptionIDs = subscriptionIDs
+            self.sharedGroup = sharedGroup
+        }
+    }
+
+    private static func rare(_ subscriptionIDs: [Int], _ sharedGroup: String?) -> Rare? {
+        subscriptionIDs.isEmpty && sharedGroup == nil ? nil : Rare(subscriptionIDs: subscriptionIDs, sharedGroup: sharedGroup)
+    }
+
+    public var subscriptionIDs: [Int] {
+        get { rare?.subscriptionIDs ?? [] }
+        set { rare = Self.rare(newValue, sharedGroup) }
+    }
+
+    /// The shared-subscription group ("group\u{0}filter") this copy was chosen for, if any.
+    public var sharedGroup: String? {
+        get { rare?.sharedGroup }
+        set { rare = Self.rare(subscriptionIDs, newValue) }
+    }
 
     public init(message: Message, qos: QoS, retain: Bool, subscriptionIDs: [Int], sharedGroup: String? = nil, seq: UInt64 = 0) {
         self.message = message
         self.qos = qos
         self.retain = retain
-        self.subscriptionIDs = subscriptionIDs
-        self.sharedGroup = sharedGroup
         self.seq = seq
+        self.rare = Self.rare(subscriptionIDs, sharedGroup)
     }
 }
 
@@ -54,16 +80,16 @@ public struct SessionState: Sendable {
     /// Queue limits (messages waiting beyond the in-flight window). 0 means unlimited.
     public var maxQueuedMessages: Int
     public var maxQueuedBytes: Int
-    /// Whether QoS 0 messages are queued for a session that is offline (Mosquitto's `queue_qos0_messages`).
-    public var queueQoS0WhileOffline: Bool
 
-    // Ring buffers start tiny (NIO's default is 16 slots): most sessions are idle, and an idle
-    // connection's memory is dominated by what it allocates up front.
-    public private(set) var queue = CircularBuffer<QueuedDelivery>(initialCapacity: 1)
+    // Deques allocate nothing while empty: most sessions are idle, and an idle connection's
+    // memory is dominated by what it allocates up front (two one-slot ring buffers were 200 bytes).
+    public private(set) var queue = Deque<QueuedDelivery>()
     public private(set) var queuedBytes = 0
-    public private(set) var inflight = CircularBuffer<InflightDelivery>(initialCapacity: 1)
+    public private(set) var inflight = Deque<InflightDelivery>()
     private var usedPacketIDs = Set<UInt16>()
     private var nextPacketID: UInt16 = 1
+    /// Whether QoS 0 messages are queued for a session that is offline (Mosquitto's `queue_qos0_messages`).
+    public var queueQoS0WhileOffline: Bool
     /// Inbound QoS 2 packet identifiers that got PUBREC and wait for PUBREL (exactly once).
     public var inboundQoS2 = Set<UInt16>()
     /// The next position in the durable store's queue of this session (never reused, not even
@@ -192,7 +218,7 @@ public struct SessionState: Sendable {
         }
     }
 
-    private func inflightIndex(_ packetID: UInt16) -> CircularBuffer<InflightDelivery>.Index? {
+    private func inflightIndex(_ packetID: UInt16) -> Int? {
         if let first = inflight.first, first.packetID == packetID { return inflight.startIndex }
         return inflight.firstIndex { $0.packetID == packetID }
     }
@@ -257,7 +283,7 @@ public struct SessionState: Sendable {
     /// subscription group, so that another member can get them (MQTT 5: 4.8.2).
     public mutating func takeSharedDeliveries() -> [QueuedDelivery] {
         var taken: [QueuedDelivery] = []
-        var keptInflight = CircularBuffer<InflightDelivery>(initialCapacity: 1)
+        var keptInflight = Deque<InflightDelivery>()
         for entry in inflight {
             if entry.delivery.sharedGroup != nil && entry.stage == .published {
                 taken.append(entry.delivery)
@@ -267,7 +293,7 @@ public struct SessionState: Sendable {
             }
         }
         inflight = keptInflight
-        var keptQueue = CircularBuffer<QueuedDelivery>(initialCapacity: 1)
+        var keptQueue = Deque<QueuedDelivery>()
         for entry in queue {
             if entry.sharedGroup != nil {
                 taken.append(entry)
@@ -286,7 +312,7 @@ public struct SessionState: Sendable {
     /// them), so they stay in flight.
     public mutating func fitInflight(to maximum: Int) {
         guard inflight.count > maximum else { return }
-        var kept = CircularBuffer<InflightDelivery>(initialCapacity: maximum)
+        var kept = Deque<InflightDelivery>(minimumCapacity: maximum)
         var requeued: [QueuedDelivery] = []
         for entry in inflight {
             if kept.count < maximum || entry.delivery.qos == .exactlyOnce {
@@ -361,9 +387,9 @@ public struct SessionState: Sendable {
         spilledBytes = 0
         spillEpoch &+= 1
         pageInPending = false
-        queue = CircularBuffer(initialCapacity: 1)
+        queue = Deque()
         queuedBytes = 0
-        inflight = CircularBuffer(initialCapacity: 1)
+        inflight = Deque()
         usedPacketIDs.removeAll()
         inboundQoS2.removeAll()
         nextPacketID = 1

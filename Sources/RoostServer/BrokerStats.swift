@@ -25,6 +25,8 @@ final class BrokerStats: Sendable {
     let droppedQoS0Offline = Atomic<Int>(0)
     let droppedExpired = Atomic<Int>(0)
     let droppedTooLarge = Atomic<Int>(0)
+    /// Packets the decoder refused for breaking the protocol (every `DecodeError` but
+    /// `packetTooLarge`, which counts in `limitPacketSize`); each closed its connection.
     let malformedPackets = Atomic<Int>(0)
     /// QoS 1/2 publishes refused because the durable store could not commit (disk full).
     let storeRefused = Atomic<Int>(0)
@@ -50,6 +52,12 @@ final class BrokerStats: Sendable {
     let limitSubscriptions = Atomic<Int>(0)
     /// Topic names or filters refused by `max_topic_levels` / `max_topic_length`.
     let limitTopic = Atomic<Int>(0)
+    /// Connections closed by `max_packet_size`: a packet over it (MQTT 5: DISCONNECT 0x95), or more
+    /// than it sent while the CONNECT waits for its authentication.
+    let limitPacketSize = Atomic<Int>(0)
+    /// Sockets closed by `connect_timeout`: no CONNECT (or TLS handshake, WebSocket upgrade,
+    /// authentication) finished in time.
+    let limitConnectTimeout = Atomic<Int>(0)
     /// Connections closed on a `proxy_protocol` listener for a missing or malformed PROXY header.
     let proxyRejected = Atomic<Int>(0)
     /// TLS handshakes that failed (bad or missing client certificate, protocol mismatch).

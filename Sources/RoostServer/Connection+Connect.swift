@@ -82,7 +82,11 @@ extension Connection {
         let properties = connect.properties
         if version == .v5 {
             if let size = properties.maximumPacketSize { clientMaximumPacketSize = Int(size) }
-            if settings.topicAliasOut { outboundAliasMaximum = Int(properties.topicAliasMaximum ?? 0) }
+            if settings.topicAliasOut, let maximum = properties.topicAliasMaximum, maximum > 0 {
+                let aliases = TopicAliases()
+                aliases.outboundMaximum = Int(maximum)
+                self.aliases = aliases
+            }
             requestProblemInformation = properties.requestProblemInformation != 0
         }
         var assignedID: String?

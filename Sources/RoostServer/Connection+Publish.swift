@@ -14,13 +14,14 @@ extension Connection {
                 return
             }
             if topic.isEmpty {
-                guard let known = inboundAliases[alias] else {
+                guard let known = aliases?.inbound[alias] else {
                     disconnect(.protocolError, reasonString: "unknown topic alias \(alias)")
                     return
                 }
                 topic = known
             } else {
-                inboundAliases[alias] = topic
+                if aliases == nil { aliases = TopicAliases() }
+                aliases!.inbound[alias] = topic
             }
         }
         if version == .v5 && !publish.properties.subscriptionIdentifiers.isEmpty {
@@ -155,8 +156,8 @@ extension Connection {
     /// Nothing is dropped: TCP pushes back on the client.
     private func chargePublishRate(_ rate: Int) {
         let now = eventLoop.now.uptimeNanoseconds
-        if publishBucket == nil { publishBucket = TokenBucket(rate: rate, burst: rate, now: now) }
-        let wait = publishBucket!.takeOwing(now: now)
+        if publishBucket == nil { publishBucket = PublishBucket(TokenBucket(rate: rate, burst: rate, now: now)) }
+        let wait = publishBucket!.bucket.takeOwing(now: now)
         guard wait > .zero, !pausedForRate else { return }
         pausedForRate = true
         broker.stats.limitPublishRate.add(1, ordering: .relaxed)
@@ -174,6 +175,7 @@ extension Connection {
     }
 
     private func acknowledge(_ publish: Publish, reason: ReasonCode) {
+        outputHot = true
         switch publish.qos {
         case .atMostOnce: break
         case .atLeastOnce: send(.puback(Ack(packetID: publish.packetID, reasonCode: reason)))

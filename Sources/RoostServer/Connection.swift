@@ -36,26 +36,26 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// The listener this connection came in on (shared by all its connections).
     let listener: ListenerContext
     let eventLoop: EventLoop
-    /// The broker's logger, shared and never mutated per connection (a per-connection copy with
-    /// its own metadata costs an allocation for every idle connection).
-    let baseLogger: Logger
-    /// The logger with this connection's client id; built only when something is logged.
+    /// The logger with this connection's client id; built only when something is logged (from
+    /// the broker's: a stored copy would cost every idle connection its size, 56 bytes).
     var logger: Logger {
-        var logger = baseLogger
+        var logger = broker.logger
         if !clientID.isEmpty { logger[metadataKey: "mqtt.client_id"] = .string(clientID) }
         return logger
     }
     var context: ChannelHandlerContext?
-    var phase = Phase.awaitingConnect
 
     var decoder: MQTTDecoder
     var encoder = MQTTEncoder(version: .v3_1_1)
-    var version: ProtocolVersion = .v3_1_1
     private var inbound: ByteBuffer?
     var output: ByteBuffer?
 
     var session: Session?
-    var clientID = ""
+    /// The client id (assigned one included); kept in `identity` only, not twice.
+    var clientID: String {
+        get { identity.clientID }
+        set { identity.clientID = newValue }
+    }
     var identity = ClientIdentity(clientID: "", username: nil)
     /// The will of this connection. Boxed: a `Will` is a few hundred bytes, and most connections
     /// have none, so an inline optional would cost every idle connection that much.
@@ -68,20 +68,25 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var sessionExpiry: UInt32 = 0
     var keepAlive: Int64 = 0
     var lastActivity = NIODeadline.uptimeNanoseconds(0)
-    private var keepAliveTask: Scheduled<Void>?
-    private var connectTimeoutTask: Scheduled<Void>?
+    /// This loop's timing wheel (connect timeout, keepalive) and this connection's place in it.
+    let timers: ConnectionTimers
+    var timerSlot: Int32 = -1
+    var timerIndex: Int32 = 0
+    var timerDeadline = NIODeadline.uptimeNanoseconds(0)
     /// Largest packet the client accepts (MQTT 5 Maximum Packet Size); larger messages are not sent.
     var clientMaximumPacketSize = Int.max
-    var inboundAliases: [UInt16: String] = [:]
-    /// Outbound topic aliases (MQTT 5, `topic_alias_out`): topic -> alias, at most the client's maximum.
-    var outboundAliases: [String: UInt16] = [:]
-    var outboundAliasMaximum = 0
-    var requestProblemInformation = true
-    var detached = false
+    /// MQTT 5 topic aliases, made when a client first uses them (most never do).
+    var aliases: TopicAliases?
+    final class TopicAliases {
+        /// Aliases the client set for its PUBLISH packets.
+        var inbound: [UInt16: String] = [:]
+        /// Outbound topic aliases (`topic_alias_out`): topic -> alias, at most `outboundMaximum`.
+        var outbound: [String: UInt16] = [:]
+        var outboundMaximum = 0
+    }
+    var outboundAliasMaximum: Int { aliases?.outboundMaximum ?? 0 }
     /// The claim (`Session.Locked.latestClaim`) under which this connection attached.
     var attachClaim: UInt64 = 0
-    /// Acknowledgements freed in-flight slots during this read batch: drain once at its end.
-    var drainAfterRead = false
 
     /// The publisher's route cache: last topic, the routing-table version it was resolved at, the matches.
     var cachedTopic: String?
@@ -93,17 +98,13 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// (acks that promise durability, and everything after them, in order): each segment waits
     /// for its ticket. Always empty without a store or for sessions that are not stored.
     var held: [(ticket: UInt64, bytes: ByteBuffer)] = []
-    /// True once the last held segment has asked the store for its release; later holds start
-    /// a new segment then.
-    var lastSegmentWaiting = false
-    /// This read batch wrote to the store without anything that waits for it (QoS 0 retained).
-    var unpacedStoreWrites = false
-    /// Reading is paused until the store's backlog is written.
-    var pausedForStore = false
-    /// Reading (and handling what was read) is paused until the publish-rate bucket refills.
-    var pausedForRate = false
     /// `max_publish_rate`: made on the first PUBLISH when the limit is on.
-    var publishBucket: TokenBucket?
+    var publishBucket: PublishBucket?
+    /// Boxed: 33 bytes that only connections under `max_publish_rate` use.
+    final class PublishBucket {
+        var bucket: TokenBucket
+        init(_ bucket: TokenBucket) { self.bucket = bucket }
+    }
     /// Above this many changes waiting for the disk, connections that add unpaced writes pause.
     static let storeBacklogLimit = 50_000
     /// While this much output is held for the store, drain moves nothing more out of the
@@ -111,10 +112,6 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     static let heldOutputLimit = 64 * 1024
     private var drainBatch: [(packetID: UInt16, delivery: QueuedDelivery)] = []
 
-    /// Set once the connection is in the broker's table (see `activate`).
-    private var registered = false
-    /// This connection releases its socket's admission count (`Broker.admit`) when removed.
-    var holdsAdmission = false
     /// The CONNECT waiting for authentication (see `Connection+Authenticate.swift`).
     var pendingAuthentication: Box<PendingAuthentication>?
     /// Access control that came with this client's credentials (a token's claims), checked in
@@ -128,17 +125,44 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// The client's address from a PROXY protocol header, on `proxy_protocol` listeners.
     var proxiedPeer: ProxiedPeer?
 
+    // Small fields together (Swift lays stored properties out in declaration order, so a
+    // Bool between two 8-byte fields costs 8 bytes in every connection).
+    var phase = Phase.awaitingConnect
+    var version: ProtocolVersion = .v3_1_1
+    /// Set when this batch's output carried message traffic (deliveries, publish acks): the
+    /// buffer is then kept for the next batch. Output of control packets only (CONNACK, SUBACK,
+    /// PINGRESP) gives it back, so an idle connection holds none.
+    var outputHot = false
+    var requestProblemInformation = true
+    var detached = false
+    /// Acknowledgements freed in-flight slots during this read batch: drain once at its end.
+    var drainAfterRead = false
+    /// True once the last held segment has asked the store for its release; later holds start
+    /// a new segment then.
+    var lastSegmentWaiting = false
+    /// This read batch wrote to the store without anything that waits for it (QoS 0 retained).
+    var unpacedStoreWrites = false
+    /// Reading is paused until the store's backlog is written.
+    var pausedForStore = false
+    /// Reading (and handling what was read) is paused until the publish-rate bucket refills.
+    var pausedForRate = false
+    /// Set once the connection is in the broker's table (see `activate`).
+    private var registered = false
+    /// This connection releases its socket's admission count (`Broker.admit`) when removed.
+    var holdsAdmission = false
+
     /// The peer's address (the PROXY header's client address where there is one), for logs,
     /// authentication and the login back-off.
     var remoteAddress: SocketAddress? { proxiedPeer?.address ?? context?.channel.remoteAddress }
 
     var remoteAddressText: String? { remoteAddress?.logText }
 
+    /// `logger` is the broker's (connections log through `broker.logger`).
     init(broker: Broker, eventLoop: EventLoop, logger: Logger, listener: ListenerContext = .default) {
         self.broker = broker
         self.listener = listener
         self.eventLoop = eventLoop
-        self.baseLogger = logger
+        self.timers = broker.timers(for: eventLoop)
         self.decoder = MQTTDecoder(version: .v3_1_1, maximumPacketSize: broker.settings.maxPacketSize)
     }
 
@@ -172,8 +196,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        connectTimeoutTask?.cancel()
-        keepAliveTask?.cancel()
+        timers.remove(self)
         if registered { broker.unregister(self) }
         let wasConnected = phase == .connected || phase == .attaching
         phase = .closed
@@ -195,6 +218,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         // While a CONNECT waits for its authentication nothing is decoded, so the decoder's
         // packet size limit does not apply yet: bound what a read already in flight may add.
         if phase == .authenticating && !awaitingAuth, let held = inbound?.readableBytes, held > broker.settings.maxPacketSize + 5 {
+            broker.stats.limitPacketSize.add(1, ordering: .relaxed)
             logger.debug("closing: too much sent before the authentication finished")
             close()
             return
@@ -315,7 +339,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         while (phase == .awaitingConnect || phase == .connected || (phase == .authenticating && awaitingAuth)) && !pausedForRate {
             let packet: MQTTPacket?
             do {
-                packet = try decoder.decode(from: &buffer)
+                packet = try decoder.decode(from: &buffer, knownTopic: cachedTopic)
             } catch {
                 decodeFailed(error)
                 return
@@ -389,11 +413,12 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         // errors), and anything appended meanwhile must not be sent twice.
         output = nil
         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-        // Keep the buffer for the next batch, unless a burst grew it large: then let it go.
-        if output == nil && buffer.capacity <= 65_536 {
+        // Keep the buffer for the next batch while messages flow, unless a burst grew it large.
+        if outputHot && output == nil && buffer.capacity <= 65_536 {
             buffer.clear()
             output = buffer
         }
+        outputHot = false
     }
 
     /// Sends DISCONNECT (MQTT 5 only) with `reason` and closes. The will is published.
@@ -422,7 +447,11 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     /// The one place that maps decode errors to the wire.
     private func decodeFailed(_ error: DecodeError) {
-        broker.stats.malformedPackets.add(1, ordering: .relaxed)
+        if case .packetTooLarge = error {
+            broker.stats.limitPacketSize.add(1, ordering: .relaxed)
+        } else {
+            broker.stats.malformedPackets.add(1, ordering: .relaxed)
+        }
         logger.debug("malformed packet", metadata: ["error": "\(error)", "mqtt.client_id": "\(clientID)"])
         if phase == .awaitingConnect {
             if case .unsupportedProtocolVersion = error {
@@ -439,18 +468,12 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// Closes the socket if the CONNECT (or the authentication exchange it started) has not
     /// finished within `connect_timeout` from now.
     func restartConnectTimeout(after extra: TimeAmount = .zero) {
-        connectTimeoutTask?.cancel()
         let timeout = TimeAmount.seconds(Int64(broker.settings.connectTimeout)) + extra
-        connectTimeoutTask = eventLoop.scheduleTask(in: timeout) { [weak self] in
-            guard let self, self.phase == .awaitingConnect || self.phase == .authenticating else { return }
-            self.logger.debug("closing: no CONNECT (or authentication) within the connect timeout")
-            self.close()
-        }
+        timers.schedule(self, at: eventLoop.now + timeout)
     }
 
     func cancelConnectTimeout() {
-        connectTimeoutTask?.cancel()
-        connectTimeoutTask = nil
+        timers.remove(self)
     }
 
     // MARK: Keepalive
@@ -458,22 +481,33 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     func startKeepAlive() {
         guard keepAlive > 0 else { return }
         lastActivity = eventLoop.now
-        scheduleKeepAliveCheck(after: .milliseconds(keepAlive * 1500))
+        timers.schedule(self, at: lastActivity + .milliseconds(keepAlive * 1500))
     }
 
-    private func scheduleKeepAliveCheck(after delay: TimeAmount) {
-        keepAliveTask = eventLoop.scheduleTask(in: delay) { [weak self] in
-            guard let self, self.phase == .connected else { return }
-            let limit = TimeAmount.milliseconds(self.keepAlive * 1500)
-            let idle = self.eventLoop.now - self.lastActivity
+    /// The deadline this connection set in `timers` has passed: before CONNECT, the connect
+    /// timeout; once connected, a keepalive check.
+    func timerFired(now: NIODeadline) {
+        switch phase {
+        case .awaitingConnect, .authenticating:
+            broker.stats.limitConnectTimeout.add(1, ordering: .relaxed)
+            logger.info(
+                "connection closed: no CONNECT (or authentication) within connect_timeout",
+                metadata: ["remote": "\(remoteAddressText ?? "?")", "listener": "\(listener.name)"])
+            close()
+        case .connected:
+            guard keepAlive > 0 else { return }
+            let limit = TimeAmount.milliseconds(keepAlive * 1500)
+            let idle = now - lastActivity
             if idle >= limit {
-                self.logger.debug("keepalive timeout", metadata: ["mqtt.client_id": "\(self.clientID)"])
-                self.disconnect(.keepAliveTimeout)
+                logger.debug("keepalive timeout", metadata: ["mqtt.client_id": "\(clientID)"])
+                disconnect(.keepAliveTimeout)
             } else {
                 // An idle connection gives its empty output buffer back; the next write makes one.
-                if let output = self.output, output.readableBytes == 0 { self.output = nil }
-                self.scheduleKeepAliveCheck(after: limit - idle)
+                if let output, output.readableBytes == 0 { self.output = nil }
+                timers.schedule(self, at: lastActivity + limit)
             }
+        case .attaching, .closed:
+            break
         }
     }
 
@@ -483,12 +517,13 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// the client's Topic Alias Maximum allows (MQTT 5: 3.3.2.3.4). Aliases are never reassigned.
     private func applyOutboundAlias(_ publish: Publish) -> Publish {
         var aliased = publish
-        if let alias = outboundAliases[publish.topic] {
+        guard let aliases else { return publish }
+        if let alias = aliases.outbound[publish.topic] {
             aliased.topic = ""
             aliased.properties.topicAlias = alias
-        } else if outboundAliases.count < outboundAliasMaximum {
-            let alias = UInt16(outboundAliases.count + 1)
-            outboundAliases[publish.topic] = alias
+        } else if aliases.outbound.count < aliases.outboundMaximum {
+            let alias = UInt16(aliases.outbound.count + 1)
+            aliases.outbound[publish.topic] = alias
             aliased.properties.topicAlias = alias
         }
         return aliased
@@ -539,7 +574,20 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         if let (fromSeq, epoch, limit) = pageIn, let store {
             requestPage(session, store: store, fromSeq: fromSeq, epoch: epoch, limit: limit)
         }
+        // The common case (no expiry to count down, no subscription identifiers, no size limit
+        // or topic alias from the client): encode the stored message's parts directly.
+        let plain = clientMaximumPacketSize == .max && outboundAliasMaximum == 0 && held.isEmpty
+        if plain, output == nil, !drainBatch.isEmpty { output = channel.allocator.buffer(capacity: 512) }
+        var sent = 0
         for (packetID, delivery) in drainBatch {
+            let message = delivery.message
+            if plain && message.expiresAt == nil && (version != .v5 || delivery.subscriptionIDs.isEmpty) {
+                encoder.encodePublish(
+                    topic: message.topic, payload: message.payload, qos: delivery.qos, retain: delivery.retain, dup: false,
+                    packetID: packetID, properties: message.properties, into: &output!)
+                sent += 1
+                continue
+            }
             let publish = delivery.message.publish(
                 qos: delivery.qos, retain: delivery.retain, packetID: packetID, dup: false,
                 subscriptionIDs: version == .v5 ? delivery.subscriptionIDs : [], now: now)
@@ -567,8 +615,10 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
             } else {
                 encoder.encode(packet, into: &held[held.count - 1].bytes)
             }
-            broker.stats.publishSent.add(1, ordering: .relaxed)
+            sent += 1
         }
+        if sent > 0 { broker.stats.publishSent.add(sent, ordering: .relaxed) }
+        if !drainBatch.isEmpty { outputHot = true }
         drainBatch.removeAll(keepingCapacity: true)
         flushOutput()
         if more { eventLoop.execute { self.drain() } }

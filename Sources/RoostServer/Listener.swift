@@ -139,7 +139,7 @@ public final class ListenerContext: Sendable {
     private let tlsState: NIOLockedValueBox<(context: NIOSSLContext, stamp: [FileStamp])?>
 
     /// A plain TCP listener for connections made outside a server (tests).
-    static let `default` = ListenerContext(plain: ListenerConfiguration(host: "127.0.0.1", port: 0))
+    @_spi(Benchmarks) public static let `default` = ListenerContext(plain: ListenerConfiguration(host: "127.0.0.1", port: 0))
 
     private init(plain configuration: ListenerConfiguration) {
         self.configuration = configuration

@@ -61,12 +61,11 @@ public final class Server: Sendable {
                 let bootstrap = ServerBootstrap(group: group)
                     .serverChannelOption(.backlog, value: 1024)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-                    .childChannelOption(.maxMessagesPerRead, value: 16)
-                    .childChannelOption(
-                        .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 256, maximum: 65_536))
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
+                            // Set here, synchronously: as bootstrap child options each one costs
+                            // a promise and a future chain on every accept.
+                            try Self.configureSocket(channel)
                             // A refused socket is closed here, before anything is read from it.
                             // TCP and TLS connections release their count in `Connection.handlerRemoved`;
                             // WebSocket ones exist only after the upgrade, so the close releases it.
@@ -105,7 +104,17 @@ public final class Server: Sendable {
     }
 
     /// The handlers of one accepted connection, by transport: [TLS] [HTTP + WebSocket upgrade] Connection.
-    static func configurePipeline(_ channel: Channel, listener: ListenerContext, broker: Broker, logger: Logger, admitted: Bool) throws {
+    /// Options of every accepted socket. The receive buffer starts at 64 bytes (a CONNECT fits)
+    /// and grows with the traffic: a channel keeps its receive buffer between reads, so its
+    /// first size is paid by every idle connection.
+    static func configureSocket(_ channel: Channel) throws {
+        guard let options = channel.syncOptions else { return }
+        try options.setOption(.socketOption(.tcp_nodelay), value: 1)
+        try options.setOption(.maxMessagesPerRead, value: 16)
+        try options.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 64, maximum: 65_536))
+    }
+
+    @_spi(Benchmarks) public static func configurePipeline(_ channel: Channel, listener: ListenerContext, broker: Broker, logger: Logger, admitted: Bool) throws {
         let pipeline = channel.pipeline.syncOperations
         let configuration = listener.configuration
         var peer: ProxiedPeer?
@@ -131,7 +140,12 @@ public final class Server: Sendable {
             return
         }
         let path = configuration.webSocketPath
-        let gate = WebSocketUpgradeGate(path: path, timeout: .seconds(Int64(broker.settings.connectTimeout)))
+        let gate = WebSocketUpgradeGate(path: path, timeout: .seconds(Int64(broker.settings.connectTimeout))) { [peer] in
+            broker.stats.limitConnectTimeout.add(1, ordering: .relaxed)
+            logger.info(
+                "connection closed: no WebSocket upgrade within connect_timeout",
+                metadata: ["remote": "\((peer?.address ?? channel.remoteAddress)?.logText ?? "?")", "listener": "\(listener.name)"])
+        }
         let maxFrame = min(Int(UInt32.max), broker.settings.maxPacketSize + 1024)
         let upgrader = NIOWebSocketServerUpgrader(
             maxFrameSize: maxFrame, automaticErrorHandling: true,

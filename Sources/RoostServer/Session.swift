@@ -19,11 +19,13 @@ final class Session: @unchecked Sendable {
         var state: SessionState
         /// The connection that currently owns the session, nil while offline.
         var owner: Connection?
-        /// Set while a drain of the owner is scheduled, so deliveries wake it only once.
-        var drainScheduled = false
         var subscriptions: [String: SubscriptionRecord] = [:]
         /// Session Expiry Interval in seconds (0xFFFFFFFF: never).
         var expiryInterval: UInt32 = 0
+        /// Set while a drain of the owner is scheduled, so deliveries wake it only once.
+        var drainScheduled = false
+        /// True while the durable store has rows for this session (expiry > 0 and a store).
+        var persisted = false
         /// Bumped on every claim, attach and detach; timers and session ends of an older
         /// generation do nothing.
         var generation: UInt64 = 0
@@ -40,8 +42,6 @@ final class Session: @unchecked Sendable {
         /// Timers of the offline session (will delay, session expiry), cancelled when a client
         /// claims the session, so a client that keeps reconnecting leaves no timers behind.
         var timers: [Scheduled<Void>] = []
-        /// True while the durable store has rows for this session (expiry > 0 and a store).
-        var persisted = false
         /// Wall-clock ms when the session went offline (stored with it, for expiry across restarts).
         var offlineSince: Int64 = 0
         /// Who the last connection authenticated as, for read access checks; nil for a session

@@ -82,6 +82,9 @@ extension Broker {
             ("limits/max_publish_rate", stats.limitPublishRate.load(ordering: .relaxed)),
             ("limits/max_subscriptions", stats.limitSubscriptions.load(ordering: .relaxed)),
             ("limits/topic", stats.limitTopic.load(ordering: .relaxed)),
+            ("limits/max_packet_size", stats.limitPacketSize.load(ordering: .relaxed)),
+            ("limits/connect_timeout", stats.limitConnectTimeout.load(ordering: .relaxed)),
+            ("packets/malformed", stats.malformedPackets.load(ordering: .relaxed)),
         ] {
             publishSys(name: name, value: "\(value)")
         }

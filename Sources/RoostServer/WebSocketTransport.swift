@@ -73,17 +73,22 @@ final class WebSocketUpgradeGate: ChannelInboundHandler, RemovableChannelHandler
 
     let path: String
     let timeout: TimeAmount
+    /// Called when `timeout` passes before the upgrade, just before the socket is closed.
+    let onTimeout: @Sendable () -> Void
     private var timer: Scheduled<Void>?
     private var responded = false
 
-    init(path: String, timeout: TimeAmount) {
+    init(path: String, timeout: TimeAmount, onTimeout: @escaping @Sendable () -> Void = {}) {
         self.path = path
         self.timeout = timeout
+        self.onTimeout = onTimeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let onTimeout = self.onTimeout
         timer = context.eventLoop.scheduleTask(in: timeout) {
+            onTimeout()
             loopBound.value.close(promise: nil)
         }
     }

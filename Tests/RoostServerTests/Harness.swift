@@ -5,7 +5,7 @@ import NIOEmbedded
 import RoostCore
 import XCTest
 
-@testable import RoostServer
+@_spi(Benchmarks) @testable import RoostServer
 
 /// Drives `Connection` handlers on one `EmbeddedEventLoop` whose virtual time is also the
 /// broker's clock, so keepalive, will delay and expiry are tested without sleeping.

@@ -15,6 +15,7 @@ test_websocket.py, test_auth_files.py, test_limits.py).
 - Clients: `SecClient` (paho over tls / websockets, with a user name),
   `TlsRawConn` and `WsRawConn` (mqtt_raw.RawConn over TLS and over WebSocket
   framing written here with the standard library only), `served_serial`.
+- `sys_counters`: the `$SYS/broker/...` counters a subscribed client receives.
 
 Roost spells a setting `key: value` in the config file and `--key VALUE` (dashes)
 on the command line; Mosquitto gets the matching mosquitto.conf lines.
@@ -916,6 +917,24 @@ def wait_until(predicate, timeout=5.0, interval=0.1, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError("%s not reached within %.1fs" % (what, timeout))
         time.sleep(interval)
+
+
+def sys_counters(watcher, wanted, timeout=6.0):
+    """The integer `$SYS/broker/...` values `watcher` (a client subscribed to them, with
+    `sys_interval` 1) receives, keyed by their name without `$SYS/broker/`, the latest of
+    each; returned once `wanted(values)` holds or after `timeout` (the caller asserts on them)."""
+    values = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        for m in watcher.drain(0.3):
+            if not m.topic.startswith("$SYS/broker/"):
+                continue
+            try:
+                values[m.topic[len("$SYS/broker/"):]] = int(m.payload)
+            except ValueError:
+                pass
+        if wanted(values) or time.monotonic() > deadline:
+            return values
 
 
 def mosquitto_tool(name):

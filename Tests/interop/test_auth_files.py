@@ -635,7 +635,8 @@ def test_acl_reload_on_sighup(acl_broker, raws, version):
 
 @pytest.mark.roost_only(reason="Mosquitto reloads its files on SIGHUP only")
 def test_files_reloaded_when_they_change(acl_broker, raws, tmp_path):
-    """An edited ACL file takes effect without SIGHUP (checked every 5 s); so does a password file."""
+    """An edited ACL file takes effect without SIGHUP (checked every 5 s). The password file:
+    test_password_file_reloaded_when_it_changes."""
     admin = peer(raws, acl_broker, V5, "admin")
     admin.subscribe("extra/#")
     alice = peer(raws, acl_broker, V5, "alice")
@@ -647,6 +648,30 @@ def test_files_reloaded_when_they_change(acl_broker, raws, tmp_path):
         return [m for m in admin.received(0.2) if m.payload == b"after edit"]
     wait_until(now_allowed, timeout=12, interval=0.5, what="an edited ACL file taking effect without SIGHUP")
     assert alice.conn.is_open(0.1), "the reload dropped the connection"
+
+
+@pytest.mark.roost_only(reason="Mosquitto reloads its files on SIGHUP only")
+def test_password_file_reloaded_when_it_changes(launch, raws, tmp_path):
+    """An edited password file takes effect without SIGHUP (checked every 5 s): a user added
+    with `roost passwd` logs in, a deleted one is refused, and open connections stay up."""
+    pw = write_password_file(tmp_path / "passwd", PASSWORDS)
+    # The polling below fails logins on purpose: no login back-off for them.
+    b = launch([Listener("tcp")], {"password_file": pw, "auth_backoff_after": 0})
+    bob = peer(raws, b, V5, "bob")
+    assert connack(raws, b.port, V5, "dave-early", username="dave", password="dave-pw")[0] == BAD_CREDENTIALS[V5]
+    # Both edits reach the broker at once: made on a copy that replaces the file.
+    edited = tmp_path / "passwd.edited"
+    edited.write_text(pw.read_text())
+    roost_passwd("-b", edited, "dave", "dave-pw")
+    roost_passwd("-D", edited, "bob")
+    edited.replace(pw)
+
+    def dave_logs_in():
+        return connack(raws, b.port, V5, "dave", username="dave", password="dave-pw")[0] == 0
+    wait_until(dave_logs_in, timeout=12, interval=0.5, what="a user added to the password file logging in without SIGHUP")
+    reason, _ = connack(raws, b.port, V5, "bob-again", username="bob", password=PASSWORDS["bob"])
+    assert reason == BAD_CREDENTIALS[V5], "a deleted user logged in: CONNACK %#x" % reason
+    assert bob.conn.is_open(0.1), "the reload dropped the connection of the deleted user"
 
 
 @pytest.mark.roost_only(reason="Roost's $SYS/broker/security/... counters")

@@ -13,6 +13,8 @@ file and `allow_anonymous: false` beside it.
 - Answers are cached (`auth_http_cache`): the same credentials again do not reach the
   service; other credentials do.
 - `acl` restricts that client (publish PUBACK 0x87, subscribe SUBACK 0x87 / 0x80).
+- The service alone (no password file) turns anonymous access off: 0x87 / 5 without
+  credentials, and the service is not asked; `allow_anonymous: true` lets them in.
 
 Mosquitto 2.0 has no built-in HTTP authentication: the whole module is roost_only.
 """
@@ -32,6 +34,7 @@ pytestmark = pytest.mark.roost_only(reason="Mosquitto 2.0 has no built-in HTTP a
 
 V311, V5 = 4, 5
 BAD_CREDENTIALS = {V311: 4, V5: 0x86}
+NOT_AUTHORIZED = {V311: 5, V5: 0x87}
 PASSWORDS = {"carol": "carol-password"}
 
 
@@ -218,3 +221,23 @@ def test_acl_in_the_answer_restricts_the_client(launch, raws, tmp_path, service,
             delivered.append(R.parse_publish(pkt, version).topic)
     assert acks[2] in (0, 0x10)
     assert acks[3] == (0x87 if version == V5 else 0)
+
+
+@pytest.mark.parametrize("version", [V311, V5], ids=["v311", "v5"])
+def test_anonymous_refused_with_only_an_http_service(launch, raws, service, version):
+    """No password file and no allow_anonymous: the HTTP service alone turns anonymous access off."""
+    service.answer = {"result": "allow"}
+    closed = launch([Listener("tcp")], {"auth_http_url": service.url}, style="config")
+    conn = raws(closed.port)
+    ack = conn.mqtt_connect("hook-anon-%d" % version, version=version)
+    assert ack.reason == NOT_AUTHORIZED[version], "anonymous CONNECT got %#x" % ack.reason
+    assert conn.wait_closed(3)[0]
+    assert service.requests == [], "an anonymous CONNECT was sent to the service: %r" % service.requests
+    reason, _ = connack(raws, closed, version, "dave", "dave-password")
+    assert reason == 0, "a user the service allows got %#x" % reason
+    # With allow_anonymous: true the anonymous rules decide where the service says "ignore".
+    service.answer = {"result": "ignore"}
+    opened = launch([Listener("tcp")], {"auth_http_url": service.url, "allow_anonymous": True}, style="config")
+    conn = raws(opened.port)
+    ack = conn.mqtt_connect("hook-anon-open-%d" % version, version=version)
+    assert ack.reason == 0, "allow_anonymous: true, anonymous CONNECT got %#x" % ack.reason

@@ -14,6 +14,9 @@ skipping).
   against a public-key-only broker (key confusion), a token for another user, one over
   8 kB: CONNACK 0x86 (MQTT 5) / 4 (3.1.1).
 - Password-file users still log in with their passwords.
+- A JWT key alone (no password file) turns anonymous access off: 0x87 / 5 without
+  credentials, unless `allow_anonymous: true`.
+- The public key file is read again when it changes (checked every 5 s, no SIGHUP).
 - The `acl` claim ({"pub": [...], "sub": [...], "all": [...]}, `%u` / `%c` substituted)
   restricts that client: a PUBLISH outside `pub`/`all` gets PUBACK 0x87 (MQTT 5; 3.1.1
   acknowledges normally) and is not delivered; a SUBSCRIBE outside `sub`/`all` gets SUBACK
@@ -32,7 +35,7 @@ import pytest
 
 import mqtt_raw as R
 import support
-from security_support import Listener, roundtrip, write_password_file
+from security_support import Listener, roundtrip, wait_until, write_atomically, write_password_file
 
 pytestmark = pytest.mark.roost_only(reason="Mosquitto 2.0 has no built-in JWT authentication")
 
@@ -278,6 +281,24 @@ def test_no_credentials_still_not_authorized(hmac_broker, raws, version):
     assert ack.reason == NOT_AUTHORIZED[version]
 
 
+@pytest.mark.parametrize("key", ["jwt_secret", "jwt_public_key"])
+def test_anonymous_refused_with_only_a_jwt_key(launch, tmp_path, raws, version, key):
+    """No password file and no allow_anonymous: a JWT key alone turns anonymous access off."""
+    keys = KeyPair("ES256", tmp_path)
+    value, sign = (SECRET, hs256) if key == "jwt_secret" else (keys.path, keys.sign)
+    closed = launch([Listener("tcp")], {key: value}, style="config")
+    conn = raws(closed.port)
+    ack = conn.mqtt_connect("jwt-only-anon-%d" % version, version=version)
+    assert ack.reason == NOT_AUTHORIZED[version], "anonymous CONNECT got %#x" % ack.reason
+    assert conn.wait_closed(3)[0]
+    reason, _ = connack(raws, closed, version, sign(claims()))
+    assert reason == 0, "a valid token got %#x" % reason
+    opened = launch([Listener("tcp")], {key: value, "allow_anonymous": True}, style="config")
+    conn = raws(opened.port)
+    ack = conn.mqtt_connect("jwt-only-anon-%d" % version, version=version)
+    assert ack.reason == 0, "allow_anonymous: true, anonymous CONNECT got %#x" % ack.reason
+
+
 # ---------------------------------------------------------------------------
 # Public keys
 # ---------------------------------------------------------------------------
@@ -307,6 +328,26 @@ def test_hmac_token_against_a_public_key_refused(launch, tmp_path, raws, version
     mac = hmac.new(keys.public_pem, ("%s.%s" % (header, payload)).encode(), hashlib.sha256).digest()
     assert_refused(raws, broker, version, "%s.%s.%s" % (header, payload, b64url(mac)))
     assert_refused(raws, broker, version, hs256(claims()))
+
+
+def test_public_key_file_reloaded_when_it_changes(launch, tmp_path, raws):
+    """Without SIGHUP: once the key file holds another key (checked every 5 s), tokens of the
+    new key are accepted and those of the old one refused; open connections stay up."""
+    old = KeyPair("ES256", tmp_path)
+    (tmp_path / "next").mkdir()
+    new = KeyPair("ES256", tmp_path / "next")
+    # The polling below fails logins on purpose: no login back-off for them.
+    broker = start(launch, tmp_path, jwt_public_key=old.path, auth_backoff_after=0)
+    reason, kept = connack(raws, broker, V5, old.sign(claims()), client_id="jwt-before")
+    assert reason == 0
+    assert_refused(raws, broker, V5, new.sign(claims()), client_id="jwt-new-early")
+    write_atomically(old.path, new.public_pem.decode())
+
+    def new_key_accepted():
+        return connack(raws, broker, V5, new.sign(claims()), client_id="jwt-new")[0] == 0
+    wait_until(new_key_accepted, timeout=12, interval=0.5, what="a token of the new key accepted without SIGHUP")
+    assert_refused(raws, broker, V5, old.sign(claims()), client_id="jwt-old-late")
+    assert kept.is_open(0.1), "the reload dropped a connection"
 
 
 def test_issuer_and_audience(launch, tmp_path, raws, version):

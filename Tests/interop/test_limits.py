@@ -1,7 +1,8 @@
 """Limits, each tripped while other clients keep being served: max_connections (global and
 per listener), max_connection_rate, connect_timeout, max_packet_size, max_publish_rate,
 max_subscriptions, max_topic_levels (default 128), max_topic_length, and their counters
-under $SYS/broker/limits/.
+under $SYS/broker/limits/ (plus $SYS/broker/packets/malformed). connect_timeout also covers a
+stalled TLS handshake and a stalled WebSocket upgrade (test_connect_timeout_covers_handshakes).
 
 Settings are given as flags (`--max-subscriptions 3`); test_limits_from_the_config_file
 uses the config file keys.
@@ -10,6 +11,8 @@ BROKER=mosquitto: only max_packet_size runs against Mosquitto 2.0; the rest are 
 (Mosquitto lacks them, or, for a listener's max_connections, lets one client too many in).
 """
 
+import socket
+import ssl
 import threading
 import time
 
@@ -17,7 +20,7 @@ import pytest
 
 import mqtt_raw as R
 from security_support import (
-    Listener, roundtrip, wait_until)
+    HOST, Listener, client_context, roundtrip, sys_counters, tls_listener, wait_until)
 
 V311, V5 = 4, 5
 TOPIC_TOO_LONG = {V5: 0x90}            # PUBACK: Topic Name invalid
@@ -176,6 +179,90 @@ def test_connect_timeout_closes_silent_sockets_only(launch, raws, clients):
     time.sleep(1.0)
     assert still_open(late, V5), "a connected client must not be closed by connect_timeout"
     served.check()
+
+
+# What a stalled client sends before it stops, per transport: (TLS first?, bytes). Each
+# socket is closed by connect_timeout, whether it stalls in the TLS handshake, in the
+# WebSocket upgrade or before its CONNECT.
+STALLS = {
+    "tcp": [(False, b""), (False, R.connect("half", version=V5)[:5])],
+    # Nothing; a TLS record header announcing a ClientHello that never comes; a finished
+    # handshake and no CONNECT.
+    "tls": [(False, b""), (False, b"\x16\x03\x01\x00\xc8"), (True, b"")],
+    # Nothing; an upgrade request without its final empty line.
+    "ws": [(False, b""), (False, b"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n")],
+    # Nothing (no ClientHello); a finished TLS handshake, then half an upgrade request.
+    "wss": [(False, b""), (True, b"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\n")],
+}
+
+
+def stalled_socket(port, tls_ctx, data):
+    raw = socket.create_connection((HOST, port), timeout=5)
+    sock = tls_ctx.wrap_socket(raw, server_hostname=HOST) if tls_ctx is not None else raw
+    if data:
+        sock.sendall(data)
+    return sock
+
+
+def seconds_until_closed(sock, opened, timeout):
+    """Seconds from `opened` until the broker closed `sock` (EOF, reset or a TLS error), or
+    None if it is still open after `timeout` seconds from now."""
+    deadline = time.monotonic() + timeout
+    while True:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            if not sock.recv(4096):
+                return time.monotonic() - opened
+        except (socket.timeout, ssl.SSLWantReadError):
+            if time.monotonic() >= deadline:
+                return None
+        except (OSError, ssl.SSLError):
+            return time.monotonic() - opened
+
+
+@pytest.mark.roost_only(reason="connect_timeout and its $SYS counter are Roost's")
+@pytest.mark.parametrize("transport", ["tcp", "tls", "ws", "wss"])
+def test_connect_timeout_covers_handshakes(launch, clients, certs, transport):
+    """Sockets stalled in the TLS handshake, the WebSocket upgrade or before CONNECT are
+    closed after connect_timeout, each counted in $SYS/broker/limits/connect_timeout and
+    logged at info with its address; clients on the same listener keep being served."""
+    tls = transport in ("tls", "wss")
+    stalled_on = tls_listener(certs, transport) if tls else Listener(transport)
+    b = launch([stalled_on, Listener("tcp")], {"connect_timeout": 1, "sys_interval": 1})
+    time.sleep(0.3)   # the start-up probes are closed
+    watcher = clients(b.listeners[1].port, "timeout-watch", V5)
+    watcher.subscribe("$SYS/broker/limits/connect_timeout", 0)
+    kwargs = {"transport": "websockets" if transport in ("ws", "wss") else "tcp"}
+    if tls:
+        kwargs["tls"] = client_context(certs)
+    sub = clients(stalled_on.port, "timeout-sub", V5, **kwargs)
+    sub.subscribe("stall/t", 1)
+    pub = clients(stalled_on.port, "timeout-pub", V5, **kwargs)
+
+    ctx = client_context(certs)
+    opened = time.monotonic()
+    stalled = [stalled_socket(stalled_on.port, ctx if handshake else None, data)
+               for handshake, data in STALLS[transport]]
+    local_ports = [sock.getsockname()[1] for sock in stalled]
+    try:
+        roundtrip(sub, pub, "stall/t", b"while others stall")
+        for sock, (handshake, data) in zip(stalled, STALLS[transport]):
+            after = seconds_until_closed(sock, opened, 5)
+            assert after is not None, "a socket stalled with %r (TLS done: %s) was kept open" % (data, handshake)
+            assert 0.8 <= after < 4, "closed after %.2fs with connect_timeout 1" % after
+    finally:
+        for sock in stalled:
+            sock.close()
+    roundtrip(sub, pub, "stall/t", b"after the stalled ones were closed")
+    assert not sub.disconnected.is_set() and not pub.disconnected.is_set()
+
+    expected = len(STALLS[transport])
+    values = sys_counters(watcher, lambda v: v.get("limits/connect_timeout", 0) >= expected)
+    assert values.get("limits/connect_timeout") == expected, values
+    lines = [line for line in b.log_text().splitlines() if "connect_timeout" in line and " info " in line]
+    for port in local_ports:
+        assert any("%s:%d" % (HOST, port) in line for line in lines), \
+            "no info line with the address %s:%d in %r" % (HOST, port, lines)
 
 
 def test_max_packet_size(launch, raws, clients, version):
@@ -388,3 +475,68 @@ def test_limit_counters_in_sys(launch, raws, clients):
     assert values.get("$SYS/broker/limits/max_subscriptions", 0) >= 1, values
     # The name of the topic limit's counter is not fixed by the spec: e.g. .../max_topic_levels.
     assert topic_counters(), "no $SYS/broker/limits/... counter for the topic limit: %r" % values
+
+
+@pytest.mark.roost_only(reason="Roost's $SYS/broker/limits/... counters")
+def test_max_connections_counter_in_sys(launch, raws, clients):
+    """Both the broker's and a listener's max_connections count in limits/max_connections."""
+    first, small = Listener("tcp"), Listener("tcp", max_connections=1)
+    b = launch([first, small], {"max_connections": 4, "sys_interval": 1}, style="config")
+    time.sleep(0.3)   # the start-up probes are closed
+    watcher = clients(first.port, "sys-conns", V5)                       # 1
+    watcher.subscribe("$SYS/broker/limits/#", 0)
+    assert raw_connect(raws, small.port, client_id="small-held")[0] == 0   # 2
+    reason, _ = raw_connect(raws, small.port, client_id="small-over")
+    assert reason is None, "over the listener's max_connections: CONNACK %r" % reason
+    held = [raw_connect(raws, first.port, client_id="held-%d" % i)[0] for i in range(2)]   # 3, 4
+    assert held == [0, 0]
+    for i in range(2):
+        reason, _ = raw_connect(raws, first.port, client_id="over-%d" % i)
+        assert reason is None, "over the broker's max_connections: CONNACK %r" % reason
+    values = sys_counters(watcher, lambda v: v.get("limits/max_connections", 0) >= 3)
+    assert values.get("limits/max_connections") == 3, values
+    assert values.get("limits/max_connection_rate") == 0, values
+
+
+@pytest.mark.roost_only(reason="Roost's $SYS/broker/limits/... counters")
+def test_max_connection_rate_counter_in_sys(launch, raws, clients):
+    b = launch([Listener("tcp")], {"max_connection_rate": 5, "sys_interval": 1})
+    watcher = clients(b.port, "sys-rate", V5)
+    watcher.subscribe("$SYS/broker/limits/#", 0)
+    time.sleep(1.2)   # the start-up probe and the watcher belong to an earlier second
+    refused = 0
+    for i in range(15):
+        reason, conn = raw_connect(raws, b.port, client_id="burst-%d" % i)
+        if reason is None:
+            refused += 1
+        else:
+            assert reason == 0
+    assert refused >= 5, "only %d of 15 connections in a burst refused at max_connection_rate 5" % refused
+    values = sys_counters(watcher, lambda v: v.get("limits/max_connection_rate", 0) >= refused)
+    assert values.get("limits/max_connection_rate") == refused, values
+    assert values.get("limits/max_connections") == 0, values
+
+
+@pytest.mark.roost_only(reason="Roost's $SYS counters for max_packet_size and malformed packets")
+def test_packet_size_and_malformed_counters_in_sys(launch, raws, clients, version):
+    """A packet over max_packet_size counts in limits/max_packet_size (before CONNECT and
+    after); a malformed one in packets/malformed."""
+    b = launch([Listener("tcp")], {"max_packet_size": 1024, "sys_interval": 1})
+    watcher = clients(b.port, "sys-packets", V5)
+    watcher.subscribe([("$SYS/broker/limits/#", 0), ("$SYS/broker/packets/#", 0)])
+    big_connect = raws(b.port)
+    big_connect.send(R.connect("c" * 1500, version=version))
+    assert big_connect.wait_closed(3)[0], "a CONNECT over max_packet_size must close the connection"
+    big = raws(b.port)
+    assert big.mqtt_connect("big-sender", version=version).reason == 0
+    big.send(R.publish("size/big", b"x" * 2000, qos=1, pid=1, version=version))
+    assert big.wait_closed(3)[0], "a PUBLISH over max_packet_size must close the connection"
+    bad = raws(b.port)
+    assert bad.mqtt_connect("bad-sender", version=version).reason == 0
+    bad.send(R.publish("bad/qos3", b"", flags=0x06, pid=1, version=version))   # QoS 3
+    assert bad.wait_closed(3)[0], "a malformed PUBLISH must close the connection"
+
+    values = sys_counters(watcher, lambda v: v.get("limits/max_packet_size", 0) >= 2
+                          and v.get("packets/malformed", 0) >= 1)
+    assert values.get("limits/max_packet_size") == 2, values
+    assert values.get("packets/malformed") == 1, values

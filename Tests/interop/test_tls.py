@@ -21,7 +21,7 @@ import pytest
 import mqtt_raw as R
 from security_support import (
     HOST, CertSet, Listener, TlsRawConn, assert_served, client_context, mosquitto_tool,
-    require_openssl, roundtrip, run_roost_serve, served_serial, tls_listener, wait_until,
+    require_openssl, roundtrip, run_roost_serve, served_serial, sys_counters, tls_listener, wait_until,
     write_atomically)
 
 V311, V5 = 4, 5
@@ -117,6 +117,33 @@ def test_plain_mqtt_on_a_tls_port_gets_no_connack(launch, raws, clients, certs):
     assert pkt is None or pkt.type != R.CONNACK, "plain MQTT must not be served on a TLS listener"
     c = clients(b.port_of("tls"), "tls-still-fine", V5, tls=client_context(certs))
     assert c.connack_rc == 0
+
+
+@pytest.mark.roost_only(reason="Roost's $SYS/broker/security/tls/handshake_failures")
+def test_handshake_failures_counted_in_sys(launch, raws, clients, certs):
+    """Each failed handshake (no client certificate, one from another CA, plain MQTT on the
+    TLS port) counts once in $SYS/broker/security/tls/handshake_failures."""
+    b = tls_pair(launch, certs, settings={"sys_interval": 1}, require_certificate=True)
+    watcher = clients(b.port_of("tcp"), "tls-failures-watch", V5)
+    watcher.subscribe("$SYS/broker/security/tls/#", 0)
+    key = "security/tls/handshake_failures"
+    # The start-up probe (a TCP connect and close) counts too ("EOF during handshake"): the
+    # count from a publication after it, a second and a half on.
+    before = sys_counters(watcher, lambda v: False, timeout=1.5).get(key)
+    assert before is not None, "no $SYS/broker/%s" % key
+    port = b.port_of("tls")
+    assert_tls_refused(port, client_context(certs))
+    assert_tls_refused(port, client_context(certs, cert=certs.rogue_alice_crt, key=certs.rogue_alice_key))
+    plain = raws(port)
+    plain.send(R.connect("plaintext", version=V5))
+    assert plain.wait_closed(3)[0], "plain MQTT on a TLS port must be closed"
+    values = sys_counters(watcher, lambda v: v.get(key, 0) >= before + 3)
+    assert values.get(key) == before + 3, "before: %d, now: %r" % (before, values)
+    good = TlsRawConn(port, client_context(certs, cert=certs.alice_crt, key=certs.alice_key))
+    try:
+        assert good.mqtt_connect("after-failures", version=V5).reason == 0
+    finally:
+        good.close()
 
 
 def test_server_certificate_and_hostname_verify(launch, certs):
@@ -425,6 +452,28 @@ def test_sighup_reloads_the_certificate_and_keeps_connections(launch, clients, c
     # New connections use the new certificate and work.
     new = clients(port, "after-reload", version, tls=client_context(certs))
     roundtrip(old, new, "reload/c", b"new to old")
+
+
+@pytest.mark.roost_only(reason="Mosquitto reloads certificates on SIGHUP only")
+def test_certificate_reloaded_when_its_files_change(launch, clients, certs, tmp_path, version):
+    """Without SIGHUP: new certificate files are picked up by the periodic check (every 5 s);
+    new connections get the new certificate, an open one stays up."""
+    live_crt, live_key = tmp_path / "live.crt", tmp_path / "live.key"
+    _install(certs.server_crt, certs.server_key, live_crt, live_key)
+    b = launch([Listener("tcp"), tls_listener(certs, certfile=live_crt, keyfile=live_key)])
+    port = b.port_of("tls")
+    assert served_serial(port, certs) == CertSet.SERVER_SERIAL
+    old = clients(port, "before-change", version, tls=client_context(certs))
+    old.subscribe("change/#", 1)
+    tcp_pub = clients(b.port_of("tcp"), "change-pub", version)
+
+    _install(certs.server2_crt, certs.server2_key, live_crt, live_key)
+    wait_until(lambda: served_serial(port, certs) == CertSet.SERVER2_SERIAL, timeout=15, interval=0.5,
+               what="the new certificate (serial %#x) served without SIGHUP" % CertSet.SERVER2_SERIAL)
+    assert not old.disconnected.is_set(), "the reload dropped an existing TLS connection"
+    roundtrip(old, tcp_pub, "change/a", b"after the files changed")
+    new = clients(port, "after-change", version, tls=client_context(certs))
+    roundtrip(old, new, "change/b", b"new to old")
 
 
 def test_sighup_with_a_broken_certificate_keeps_the_old_one(launch, clients, certs, tmp_path):

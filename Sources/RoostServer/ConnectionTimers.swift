@@ -1,0 +1,91 @@
+import NIOCore
+import NIOConcurrencyHelpers
+
+/// The connect timeouts and keepalive checks of every connection on one event loop: a timing
+/// wheel of `slots` buckets, `resolution` apart, turned by one repeating task per loop.
+///
+/// It replaces one NIO `scheduleTask` per connection (a task, its closure, a promise and a
+/// weak-reference side table: about 170 bytes per idle connection, and an allocation plus a
+/// cancellation on every connect). A connection sits in at most one bucket; moving or removing
+/// it is O(1) (swap-remove, the connection keeps its position). A check fires up to
+/// `resolution` late, which MQTT's 1.5 x keepalive rule easily allows.
+///
+/// Concurrency: used only on its event loop.
+final class ConnectionTimers: @unchecked Sendable {
+    static let resolution = TimeAmount.milliseconds(100)
+    static let slots = 128
+
+    private let loop: EventLoop
+    private var buckets: [[Connection]]
+    /// The last tick whose bucket was processed (ticks count `resolution`s of uptime).
+    private var processedTick: Int64
+    private var ticker: RepeatedTask?
+    /// Spare storage for the bucket being processed, so turning the wheel allocates nothing.
+    private var spare: [Connection] = []
+
+    init(loop: EventLoop) {
+        self.loop = loop
+        self.buckets = Array(repeating: [], count: Self.slots)
+        self.processedTick = Self.tick(of: loop.now)
+    }
+
+    private static func tick(of deadline: NIODeadline) -> Int64 {
+        Int64(deadline.uptimeNanoseconds / UInt64(resolution.nanoseconds))
+    }
+
+    /// Calls `connection.timerFired(now:)` once `deadline` has passed (replacing any earlier
+    /// deadline of that connection).
+    func schedule(_ connection: Connection, at deadline: NIODeadline) {
+        loop.preconditionInEventLoop()
+        remove(connection)
+        // A deadline in the current or a past tick is checked on the next turn.
+        let tick = max(Self.tick(of: deadline), processedTick + 1)
+        let slot = Int(tick % Int64(Self.slots))
+        connection.timerSlot = Int32(slot)
+        connection.timerIndex = Int32(buckets[slot].count)
+        connection.timerDeadline = deadline
+        buckets[slot].append(connection)
+        if ticker == nil {
+            ticker = loop.scheduleRepeatedTask(initialDelay: Self.resolution, delay: Self.resolution) { [weak self] _ in
+                self?.turn()
+            }
+        }
+    }
+
+    /// Forgets the connection's deadline, if it has one.
+    func remove(_ connection: Connection) {
+        let slot = Int(connection.timerSlot)
+        guard slot >= 0 else { return }
+        let index = Int(connection.timerIndex)
+        let last = buckets[slot].removeLast()
+        if index < buckets[slot].count {
+            buckets[slot][index] = last
+            last.timerIndex = Int32(index)
+        }
+        connection.timerSlot = -1
+    }
+
+    /// Processes every bucket whose tick has passed.
+    private func turn() {
+        let now = loop.now
+        let nowTick = Self.tick(of: now)
+        while processedTick < nowTick {
+            processedTick += 1
+            let slot = Int(processedTick % Int64(Self.slots))
+            guard !buckets[slot].isEmpty else { continue }
+            var due = spare
+            swap(&due, &buckets[slot])
+            for connection in due { connection.timerSlot = -1 }
+            for connection in due {
+                if connection.timerDeadline > now {
+                    // A later turn of the wheel (deadline more than `slots` ticks ahead).
+                    schedule(connection, at: connection.timerDeadline)
+                } else {
+                    connection.timerFired(now: now)
+                }
+            }
+            due.removeAll(keepingCapacity: due.capacity <= 4096)
+            spare = due
+        }
+    }
+}
