@@ -4,18 +4,26 @@ extension ByteBuffer {
     /// Reads a variable byte integer (1-4 bytes). Returns nil when the bytes are not all there yet.
     @inlinable
     mutating func readMQTTVariableByteInteger() throws(DecodeError) -> Int? {
+        guard let (value, length) = try getMQTTVariableByteInteger(at: readerIndex) else { return nil }
+        moveReaderIndex(forwardBy: length)
+        return value
+    }
+
+    /// The variable byte integer at `index` and how many bytes it takes, without moving the
+    /// reader. Returns nil when the bytes are not all there yet.
+    @inlinable
+    func getMQTTVariableByteInteger(at start: Int) throws(DecodeError) -> (value: Int, length: Int)? {
         var value = 0
         var multiplier = 1
-        var index = readerIndex
+        var index = start
         for _ in 0..<4 {
             guard let byte = getInteger(at: index, as: UInt8.self) else { return nil }
             index += 1
             value += Int(byte & 0x7F) * multiplier
             if byte & 0x80 == 0 {
                 // A trailing zero continuation byte means a longer encoding than needed [MQTT-1.5.5-1].
-                if byte == 0 && index - readerIndex > 1 { throw .nonMinimalVariableByteInteger }
-                moveReaderIndex(to: index)
-                return value
+                if byte == 0 && index - start > 1 { throw .nonMinimalVariableByteInteger }
+                return (value, index - start)
             }
             multiplier *= 128
         }

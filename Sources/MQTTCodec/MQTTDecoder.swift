@@ -33,10 +33,9 @@ public struct MQTTDecoder: Sendable {
     public func nextFrame(from buffer: inout ByteBuffer) throws(DecodeError) -> (UInt8, ByteBuffer)? {
         let start = buffer.readerIndex
         guard let first = buffer.getInteger(at: start, as: UInt8.self) else { return nil }
-        var lengthCursor = buffer
-        lengthCursor.moveReaderIndex(forwardBy: 1)
-        guard let remaining = try lengthCursor.readMQTTVariableByteInteger() else { return nil }
-        let headerSize = lengthCursor.readerIndex - start
+        // The remaining length, read in place (a copy of the buffer would cost a retain per packet).
+        guard let (remaining, lengthSize) = try buffer.getMQTTVariableByteInteger(at: start + 1) else { return nil }
+        let headerSize = 1 + lengthSize
         let total = headerSize + remaining
         if total > maximumPacketSize { throw .packetTooLarge(size: total, limit: maximumPacketSize) }
         guard buffer.readableBytes >= total else { return nil }

@@ -187,24 +187,26 @@ public struct SessionState: Sendable {
     /// Takes the next message to send, assigning a packet identifier and moving QoS 1/2 into the
     /// in-flight window. Expired messages are skipped and reported through `dropped`.
     public mutating func next(now: UInt64, dropped: (QueuedDelivery, DropReason) -> Void = { _, _ in }) -> (packetID: UInt16, delivery: QueuedDelivery)? {
-        while let first = queue.first {
-            if first.message === Self.barrierMessage { return nil }
-            if first.message.isExpired(at: now) {
-                queue.removeFirst()
-                queuedBytes -= first.message.size
-                dropped(first, .expired)
+        // Looks at the head's fields in place and moves it out once: a copy of a delivery is a
+        // retain (and later a release) per reference it holds, on the hottest path there is.
+        while !queue.isEmpty {
+            let message = queue[0].message
+            if message === Self.barrierMessage { return nil }
+            if message.isExpired(at: now) {
+                let expired = queue.removeFirst()
+                queuedBytes -= message.size
+                dropped(expired, .expired)
                 continue
             }
-            if first.qos == .atMostOnce {
-                queue.removeFirst()
-                queuedBytes -= first.message.size
-                return (0, first)
+            if queue[0].qos == .atMostOnce {
+                queuedBytes -= message.size
+                return (0, queue.removeFirst())
             }
             guard inflight.count < receiveMaximum, let id = allocatePacketID() else { return nil }
-            queue.removeFirst()
-            queuedBytes -= first.message.size
-            inflight.append(InflightDelivery(packetID: id, delivery: first, stage: .published))
-            return (id, first)
+            queuedBytes -= message.size
+            let delivery = queue.removeFirst()
+            inflight.append(InflightDelivery(packetID: id, delivery: delivery, stage: .published))
+            return (id, delivery)
         }
         return nil
     }

@@ -4,13 +4,12 @@ import RoostCore
 
 extension Connection {
     func handlePublish(_ publish: Publish) {
-        let settings = broker.settings
         broker.stats.publishReceived.add(1, ordering: .relaxed)
-        if settings.maxPublishRate > 0 { chargePublishRate(settings.maxPublishRate) }
+        if broker.settings.maxPublishRate > 0 { chargePublishRate(broker.settings.maxPublishRate) }
         var topic = publish.topic
         if version == .v5, let alias = publish.properties.topicAlias {
-            guard Int(alias) <= settings.maxTopicAlias else {
-                disconnect(.topicAliasInvalid, reasonString: "topic alias \(alias) above the maximum \(settings.maxTopicAlias) [MQTT-3.3.2-9]")
+            guard Int(alias) <= broker.settings.maxTopicAlias else {
+                disconnect(.topicAliasInvalid, reasonString: "topic alias \(alias) above the maximum \(broker.settings.maxTopicAlias) [MQTT-3.3.2-9]")
                 return
             }
             if topic.isEmpty {
@@ -28,11 +27,11 @@ extension Connection {
             disconnect(.protocolError, reasonString: "a client PUBLISH may not carry a subscription identifier [MQTT-3.3.4-6]")
             return
         }
-        if publish.qos.rawValue > settings.maxQoS {
-            disconnect(.qosNotSupported, reasonString: "QoS \(publish.qos.rawValue) above the maximum \(settings.maxQoS)")
+        if publish.qos.rawValue > broker.settings.maxQoS {
+            disconnect(.qosNotSupported, reasonString: "QoS \(publish.qos.rawValue) above the maximum \(broker.settings.maxQoS)")
             return
         }
-        if publish.retain && !settings.retainAvailable {
+        if publish.retain && !broker.settings.retainAvailable {
             disconnect(.retainNotSupported, reasonString: "retained messages are not available")
             return
         }
@@ -70,7 +69,7 @@ extension Connection {
                     return -1
                 }
                 // MQTT 5 clients were told the limit; 3.x clients were not, so they get the protocol's ceiling.
-                let limit = self.version == .v5 ? settings.receiveMaximum : 65_535
+                let limit = self.version == .v5 ? broker.settings.receiveMaximum : 65_535
                 if inner.state.inboundQoS2.count >= limit { return -2 }
                 inner.state.inboundQoS2.insert(publish.packetID)
                 if inner.persisted, let store {
@@ -86,7 +85,7 @@ extension Connection {
                 return
             }
             if state == -2 {
-                disconnect(.receiveMaximumExceeded, reasonString: "more than \(settings.receiveMaximum) QoS 2 messages in flight")
+                disconnect(.receiveMaximumExceeded, reasonString: "more than \(broker.settings.receiveMaximum) QoS 2 messages in flight")
                 return
             }
         }
