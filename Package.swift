@@ -12,6 +12,9 @@ let package = Package(
         .executable(name: "roost", targets: ["roost"]),
         .library(name: "MQTTCodec", targets: ["MQTTCodec"]),
         .library(name: "RoostClient", targets: ["RoostClient"]),
+        // For Benchmarks/ (a separate package that depends on this one by path).
+        .library(name: "RoostCore", targets: ["RoostCore"]),
+        .library(name: "RoostServer", targets: ["RoostServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -23,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(
@@ -85,10 +89,19 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        .target(
+            name: "RoostBench",
+            dependencies: [
+                "RoostClient", "MQTTCodec",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
         .executableTarget(
             name: "roost",
             dependencies: [
-                "RoostServer", "RoostClient", "MQTTCodec", "RoostPersistence", "RoostAuth",
+                "RoostServer", "RoostClient", "MQTTCodec", "RoostPersistence", "RoostAuth", "RoostBench",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -97,6 +110,12 @@ let package = Package(
         ),
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOTestUtils", package: "swift-nio")]),
         .testTarget(name: "RoostCoreTests", dependencies: ["RoostCore", "MQTTCodec"]),
+        .testTarget(
+            name: "RoostBenchTests",
+            dependencies: [
+                "RoostBench", "MQTTCodec", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]),
         .testTarget(
             name: "RoostAuthTests",
             dependencies: [
@@ -123,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "RoostServer", "RoostClient", "MQTTCodec", "RoostCore", "RoostPersistence", "RoostAuth",
+                "RoostServer", "RoostClient", "MQTTCodec", "RoostCore", "RoostPersistence", "RoostAuth", "RoostBench",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),

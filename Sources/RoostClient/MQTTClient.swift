@@ -234,6 +234,34 @@ public final class MQTTClient: Sendable {
         try await onHandler(of: Ack?.self) { handler, promise in handler.publish(publish, promise: promise) }
     }
 
+    /// Publishes every message of `batch`, in order, with one hop to the connection's EventLoop
+    /// and one socket write (the cheap path for many messages, as in `roost bench`); see
+    /// ``publish(_:)`` for what each message waits for. Returns one entry per message.
+    @discardableResult
+    public func publish(contentsOf batch: [Publish]) async throws -> [Ack?] {
+        try await startPublishing(contentsOf: batch).get()
+    }
+
+    /// Hands `batch` to the connection at once and returns a future of its completion, so that
+    /// a caller can keep several batches in flight. Batches handed over from one thread are
+    /// sent in the order of the calls. See ``publish(contentsOf:)``.
+    public func startPublishing(contentsOf batch: [Publish]) -> EventLoopFuture<[Ack?]> {
+        let connection: Connection
+        do {
+            connection = try currentConnection()
+        } catch {
+            return eventLoopGroup.any().makeFailedFuture(error)
+        }
+        let loop = connection.channel.eventLoop
+        let promise = loop.makePromise(of: [Ack?].self)
+        let box = connection.handler
+        loop.execute {
+            guard let handler = box.value else { return promise.fail(MQTTClientError.notConnected) }
+            handler.publish(batch: batch, promise: promise)
+        }
+        return promise.futureResult
+    }
+
     /// Publishes the UTF-8 text `payload` to `topic`; see ``publish(_:)``.
     @discardableResult
     public func publish(

@@ -69,6 +69,8 @@ final class MQTTClientChannelHandler: ChannelInboundHandler, RemovableChannelHan
     private var pendingOutput: ByteBuffer?
     private var pendingWritePromises: [EventLoopPromise<Void>] = []
     private var isReading = false
+    /// True while ``publish(batch:promise:)`` encodes its messages (one write at its end).
+    private var isBatching = false
 
     init(
         configuration: MQTTClientConfiguration,
@@ -150,12 +152,7 @@ final class MQTTClientChannelHandler: ChannelInboundHandler, RemovableChannelHan
 
     func publish(_ message: Publish, promise: EventLoopPromise<Ack?>) {
         guard state == .connected else { return promise.fail(unavailableError) }
-        if message.topic.isEmpty ? message.properties.topicAlias == nil : !Topic.isValidName(message.topic) {
-            return promise.fail(MQTTClientError.protocolError("invalid topic name '\(message.topic)'"))
-        }
-        if let limit = serverMaximumPacketSize, encoder.size(of: message) > limit {
-            return promise.fail(MQTTClientError.protocolError("PUBLISH exceeds the server's maximum packet size of \(limit) bytes"))
-        }
+        if let error = problem(with: message) { return promise.fail(error) }
         var message = message
         message.dup = false
         if message.qos == .atMostOnce {
@@ -168,6 +165,66 @@ final class MQTTClientChannelHandler: ChannelInboundHandler, RemovableChannelHan
         } else {
             startPublish(message, promise: promise)
         }
+    }
+
+    /// Publishes every message of `batch` in order, encoded into one write. QoS 0 messages get no
+    /// promise of their own: the batch's write stands for them. `promise` gets one entry per
+    /// message (nil for QoS 0) once all are complete; an invalid message fails the whole batch
+    /// before anything is sent.
+    func publish(batch: [Publish], promise: EventLoopPromise<[Ack?]>) {
+        guard state == .connected, let context else { return promise.fail(unavailableError) }
+        for message in batch {
+            if let error = problem(with: message) { return promise.fail(error) }
+        }
+        let loop = context.eventLoop
+        var acknowledgements: [EventLoopFuture<Ack?>] = []
+        var acknowledged: [Int] = []
+        isBatching = true
+        for (index, message) in batch.enumerated() {
+            var message = message
+            message.dup = false
+            if message.qos == .atMostOnce {
+                message.packetID = 0
+                send(.publish(message))
+            } else {
+                let one = loop.makePromise(of: Ack?.self)
+                if requests.isWindowFull {
+                    requests.enqueueWaiting(message, promise: one)
+                } else {
+                    startPublish(message, promise: one)
+                }
+                acknowledgements.append(one.futureResult)
+                acknowledged.append(index)
+            }
+        }
+        isBatching = false
+        let written = loop.makePromise(of: Void.self)
+        if pendingOutput == nil {
+            written.succeed(())
+        } else {
+            pendingWritePromises.append(written)
+            if !isReading { flushOutput() }
+        }
+        let count = batch.count
+        EventLoopFuture.whenAllSucceed(acknowledgements, on: loop)
+            .and(written.futureResult)
+            .map { acks, _ in
+                var results = [Ack?](repeating: nil, count: count)
+                for (index, ack) in zip(acknowledged, acks) { results[index] = ack }
+                return results
+            }
+            .cascade(to: promise)
+    }
+
+    /// Why `message` cannot be sent on this connection, if it cannot.
+    private func problem(with message: Publish) -> MQTTClientError? {
+        if message.topic.isEmpty ? message.properties.topicAlias == nil : !Topic.isValidName(message.topic) {
+            return MQTTClientError.protocolError("invalid topic name '\(message.topic)'")
+        }
+        if let limit = serverMaximumPacketSize, encoder.size(of: message) > limit {
+            return MQTTClientError.protocolError("PUBLISH exceeds the server's maximum packet size of \(limit) bytes")
+        }
+        return nil
     }
 
     private func startPublish(_ message: Publish, promise: EventLoopPromise<Ack?>) {
@@ -398,16 +455,25 @@ final class MQTTClientChannelHandler: ChannelInboundHandler, RemovableChannelHan
         }
         switch message.qos {
         case .atMostOnce:
-            messages.yield(message)
+            deliver(message)
         case .atLeastOnce:
-            messages.yield(message)
+            deliver(message)
             send(.puback(Ack(packetID: message.packetID)))
         case .exactlyOnce:
             // Deliver once: a redelivery before PUBREL is answered but not delivered again [MQTT-4.3.3-9].
             if session.awaitingRelease.insert(message.packetID).inserted {
-                messages.yield(message)
+                deliver(message)
             }
             send(.pubrec(Ack(packetID: message.packetID)))
+        }
+    }
+
+    /// Hands an inbound message to the application: the configured handler, else the stream.
+    private func deliver(_ message: Publish) {
+        if let handler = configuration.messageHandler {
+            handler(message)
+        } else {
+            messages.yield(message)
         }
     }
 
@@ -460,7 +526,7 @@ final class MQTTClientChannelHandler: ChannelInboundHandler, RemovableChannelHan
         encoder.encode(packet, into: &buffer)
         pendingOutput = buffer
         if let promise { pendingWritePromises.append(promise) }
-        if !isReading { flushOutput() }
+        if !isReading && !isBatching { flushOutput() }
     }
 
     private func flushOutput() {
