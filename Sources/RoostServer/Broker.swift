@@ -32,8 +32,8 @@ public final class Broker: Sendable {
     private let nextClientNumber = Atomic<Int>(1)
     let logger: Logger
     let startTime = NIODeadline.now()
-    /// Connect timeouts and keepalive checks, one timing wheel per event loop.
-    private let loopTimers = NIOLockedValueBox<[ObjectIdentifier: ConnectionTimers]>([:])
+    /// Per event loop: the timing wheel of connect timeouts and keepalives, deferred flushes.
+    private let loopStates = NIOLockedValueBox<[ObjectIdentifier: LoopState]>([:])
     /// The broker's version string, published in `$SYS/broker/version`.
     public static let version = "0.1.0"
 
@@ -90,13 +90,13 @@ public final class Broker: Sendable {
     /// The real monotonic clock.
     public static let systemClock: @Sendable () -> UInt64 = { NIODeadline.now().uptimeNanoseconds / 1_000_000 }
 
-    /// The timing wheel of `loop` (made on first use).
-    func timers(for loop: EventLoop) -> ConnectionTimers {
-        loopTimers.withLockedValue { wheels in
-            if let wheel = wheels[ObjectIdentifier(loop)] { return wheel }
-            let wheel = ConnectionTimers(loop: loop)
-            wheels[ObjectIdentifier(loop)] = wheel
-            return wheel
+    /// The state of `loop` (made on first use).
+    func loopState(for loop: EventLoop) -> LoopState {
+        loopStates.withLockedValue { states in
+            if let state = states[ObjectIdentifier(loop)] { return state }
+            let state = LoopState(loop: loop)
+            states[ObjectIdentifier(loop)] = state
+            return state
         }
     }
 

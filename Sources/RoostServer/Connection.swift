@@ -68,8 +68,9 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var sessionExpiry: UInt32 = 0
     var keepAlive: Int64 = 0
     var lastActivity = NIODeadline.uptimeNanoseconds(0)
-    /// This loop's timing wheel (connect timeout, keepalive) and this connection's place in it.
-    let timers: ConnectionTimers
+    /// This loop's state (timing wheel for connect timeout and keepalive, deferred flushes) and
+    /// this connection's place in the wheel.
+    let loopState: LoopState
     var timerSlot: Int32 = -1
     var timerIndex: Int32 = 0
     var timerDeadline = NIODeadline.uptimeNanoseconds(0)
@@ -162,7 +163,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         self.broker = broker
         self.listener = listener
         self.eventLoop = eventLoop
-        self.timers = broker.timers(for: eventLoop)
+        self.loopState = broker.loopState(for: eventLoop)
         self.decoder = MQTTDecoder(version: .v3_1_1, maximumPacketSize: broker.settings.maxPacketSize)
     }
 
@@ -196,7 +197,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timers.remove(self)
+        loopState.remove(self)
         if registered { broker.unregister(self) }
         let wasConnected = phase == .connected || phase == .attaching
         phase = .closed
@@ -231,8 +232,10 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
             drainAfterRead = false
             drain()
         }
-        flushOutput()
+        // Deliveries first (same-loop subscribers are drained and written inline), then this
+        // connection's own output (its acks): subscribers get their messages one write sooner.
         wakeTargets()
+        flushOutput()
         if unpacedStoreWrites {
             unpacedStoreWrites = false
             pauseIfStoreBacklogged(context)
@@ -260,9 +263,13 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// goes away too: a PUBLISH followed by DISCONNECT in one read gets no channelReadComplete.
     func wakeTargets() {
         guard !toWake.isEmpty else { return }
-        let targets = toWake
-        toWake.removeAll(keepingCapacity: true)
+        // Swapped with the loop's spare list rather than copied: a copy followed by
+        // `removeAll(keepingCapacity:)` on the shared storage allocated a new array per batch.
+        var targets = loopState.takeSpareList()
+        swap(&targets, &toWake)
         Broker.wakeAll(targets)
+        targets.removeAll(keepingCapacity: targets.capacity <= 4096)
+        loopState.returnSpareList(targets)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -469,11 +476,11 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// finished within `connect_timeout` from now.
     func restartConnectTimeout(after extra: TimeAmount = .zero) {
         let timeout = TimeAmount.seconds(Int64(broker.settings.connectTimeout)) + extra
-        timers.schedule(self, at: eventLoop.now + timeout)
+        loopState.schedule(self, at: eventLoop.now + timeout)
     }
 
     func cancelConnectTimeout() {
-        timers.remove(self)
+        loopState.remove(self)
     }
 
     // MARK: Keepalive
@@ -481,10 +488,10 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     func startKeepAlive() {
         guard keepAlive > 0 else { return }
         lastActivity = eventLoop.now
-        timers.schedule(self, at: lastActivity + .milliseconds(keepAlive * 1500))
+        loopState.schedule(self, at: lastActivity + .milliseconds(keepAlive * 1500))
     }
 
-    /// The deadline this connection set in `timers` has passed: before CONNECT, the connect
+    /// The deadline this connection set in `loopState` has passed: before CONNECT, the connect
     /// timeout; once connected, a keepalive check.
     func timerFired(now: NIODeadline) {
         switch phase {
@@ -504,7 +511,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
             } else {
                 // An idle connection gives its empty output buffer back; the next write makes one.
                 if let output, output.readableBytes == 0 { self.output = nil }
-                timers.schedule(self, at: lastActivity + limit)
+                loopState.schedule(self, at: lastActivity + limit)
             }
         case .attaching, .closed:
             break

@@ -1,17 +1,18 @@
 import NIOCore
-import NIOConcurrencyHelpers
 
-/// The connect timeouts and keepalive checks of every connection on one event loop: a timing
-/// wheel of `slots` buckets, `resolution` apart, turned by one repeating task per loop.
+/// What one event loop keeps for all its connections:
 ///
-/// It replaces one NIO `scheduleTask` per connection (a task, its closure, a promise and a
-/// weak-reference side table: about 170 bytes per idle connection, and an allocation plus a
-/// cancellation on every connect). A connection sits in at most one bucket; moving or removing
-/// it is O(1) (swap-remove, the connection keeps its position). A check fires up to
-/// `resolution` late, which MQTT's 1.5 x keepalive rule easily allows.
+/// - The connect timeouts and keepalive checks: a timing wheel of `slots` buckets, `resolution`
+///   apart, turned by one repeating task per loop. It replaces one NIO `scheduleTask` per
+///   connection (a task, its closure, a promise and a weak-reference side table: about 170
+///   bytes per idle connection, and an allocation plus a cancellation on every connect). A
+///   connection sits in at most one bucket; moving or removing it is O(1) (swap-remove, the
+///   connection keeps its position). A check fires up to `resolution` late, which MQTT's
+///   1.5 x keepalive rule easily allows.
+/// - A spare list for `Connection.wakeTargets`, so waking subscribers allocates nothing.
 ///
 /// Concurrency: used only on its event loop.
-final class ConnectionTimers: @unchecked Sendable {
+final class LoopState: @unchecked Sendable {
     static let resolution = TimeAmount.milliseconds(100)
     static let slots = 128
 
@@ -22,6 +23,19 @@ final class ConnectionTimers: @unchecked Sendable {
     private var ticker: RepeatedTask?
     /// Spare storage for the bucket being processed, so turning the wheel allocates nothing.
     private var spare: [Connection] = []
+
+    /// An empty list with capacity, lent to `Connection.wakeTargets` (nil while lent: a nested
+    /// call then starts a new one).
+    private var spareList: [Connection]? = []
+
+    func takeSpareList() -> [Connection] {
+        defer { spareList = nil }
+        return spareList ?? []
+    }
+
+    func returnSpareList(_ list: [Connection]) {
+        spareList = list
+    }
 
     init(loop: EventLoop) {
         self.loop = loop

@@ -1,3 +1,4 @@
+import RoostCore
 import MQTTCodec
 import NIOCore
 import RoostClient
@@ -9,20 +10,21 @@ final class DeliveryGuaranteeTests: XCTestCase {
     func testQoS2PublishResentBeforePubRelIsDeliveredOnce_v5() async throws { try await inboundQoS2Duplicate(.v5) }
 
     /// MQTT 5: a client that keeps more unreleased QoS 2 messages than the broker's Receive
-    /// Maximum (100) is disconnected with 0x93 [MQTT-3.3.4-9].
+    /// Maximum (`receive_maximum`, 1000 by default) is disconnected with 0x93 [MQTT-3.3.4-9].
     func testReceiveMaximumExceeded_v5() async throws {
         try await withBroker { broker in
             let raw = try await broker.rawConnection(version: .v5)
             let connAck = try await raw.handshake(Connect(version: .v5, clientID: "greedy"))
-            XCTAssertEqual(connAck.properties.receiveMaximum, 100)
-            let packets = (1...101).map { id -> MQTTPacket in
+            let limit = BrokerSettings().receiveMaximum
+            XCTAssertEqual(connAck.properties.receiveMaximum, UInt16(limit))
+            let packets = (1...(limit + 1)).map { id -> MQTTPacket in
                 .publish(Publish(topic: "greedy/t", payload: ByteBuffer(string: "\(id)"), qos: .exactlyOnce, packetID: UInt16(id)))
             }
             try await raw.send(packets)
             let closed = await raw.packets.waitFinished()
             XCTAssertTrue(closed)
             let replies = raw.packets.all.dropFirst()
-            XCTAssertEqual(replies.count, 101)
+            XCTAssertEqual(replies.count, limit + 1)
             guard case .disconnect(let disconnect)? = replies.last else {
                 return XCTFail("expected DISCONNECT, got \(String(describing: replies.last))")
             }
