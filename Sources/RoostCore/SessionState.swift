@@ -88,6 +88,8 @@ public struct SessionState: Sendable {
     public private(set) var inflight = Deque<InflightDelivery>()
     private var usedPacketIDs = Set<UInt16>()
     private var nextPacketID: UInt16 = 1
+    /// The id of the last barrier (4 bytes, beside the other small fields).
+    private var lastBarrier: UInt32 = 0
     /// Whether QoS 0 messages are queued for a session that is offline (Mosquitto's `queue_qos0_messages`).
     public var queueQoS0WhileOffline: Bool
     /// Inbound QoS 2 packet identifiers that got PUBREC and wait for PUBREL (exactly once).
@@ -149,13 +151,13 @@ public struct SessionState: Sendable {
     public static let barrierMessage = Message(
         topic: "", payload: ByteBuffer(), qos: .atMostOnce, retain: false, properties: Properties(), expiresAt: nil,
         publisherID: -1)
-    private var lastBarrier = 0
 
     /// Appends a barrier and returns its id.
     public mutating func addBarrier() -> Int {
-        lastBarrier += 1
-        queue.append(QueuedDelivery(message: Self.barrierMessage, qos: .atMostOnce, retain: false, subscriptionIDs: [lastBarrier]))
-        return lastBarrier
+        lastBarrier &+= 1
+        let id = Int(lastBarrier)
+        queue.append(QueuedDelivery(message: Self.barrierMessage, qos: .atMostOnce, retain: false, subscriptionIDs: [id]))
+        return id
     }
 
     /// Replaces barrier `id` with `deliveries` (numbered for the store when `stored`), and

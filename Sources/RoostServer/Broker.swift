@@ -19,7 +19,6 @@ public final class Broker: Sendable {
     /// on they live on disk only (`$SYS` ones excepted) and SUBSCRIBE reads them from the store.
     let retainedOnDisk = Atomic<Bool>(false)
     let sessions = Mutex([String: Session]())
-    let connections = Mutex([ObjectIdentifier: Connection]())
     /// Sockets accepted and not yet closed, every listener (for `max_connections`).
     let openSockets = Atomic<Int>(0)
     /// `max_connection_rate`'s bucket, made on first use.
@@ -339,13 +338,21 @@ public final class Broker: Sendable {
 
     /// Every connection, for shutdown and `$SYS`.
     func register(_ connection: Connection) {
-        connections.withLock { connections in
-            connections[ObjectIdentifier(connection)] = connection
-        }
+        connection.loopState.register(connection)
     }
 
     func unregister(_ connection: Connection) {
-        _ = connections.withLock { $0.removeValue(forKey: ObjectIdentifier(connection)) }
+        connection.loopState.unregister(connection)
+    }
+
+    /// Every open connection, gathered from each loop on that loop.
+    func allConnections() async -> [Connection] {
+        let states = loopStates.withLockedValue { Array($0.values) }
+        var all: [Connection] = []
+        for state in states {
+            if let members = try? await state.loop.submit({ state.members }).get() { all += members }
+        }
+        return all
     }
 
     /// Every subscription matching `topic` that may read it (wills, `$SYS`, shared hand-over and

@@ -106,12 +106,19 @@ extension Connection {
         }
 
         let version = broker.router.version.load(ordering: .acquiring)
-        if cachedTopic != topic || cachedVersion != version {
-            cachedMatches = broker.resolveRoutes(topic)
-            cachedTopic = topic
-            cachedVersion = version
+        let cache: RouteCache
+        if let known = routeCache, known.topic == topic, known.version == version {
+            cache = known
+        } else if let known = routeCache {
+            known.matches = broker.resolveRoutes(topic)
+            known.topic = topic
+            known.version = version
+            cache = known
+        } else {
+            cache = RouteCache(topic: topic, version: version, matches: broker.resolveRoutes(topic))
+            routeCache = cache
         }
-        let fanout = broker.deliver(message, matches: cachedMatches, wake: &toWake)
+        let fanout = broker.deliver(message, matches: cache.matches, wake: &toWake)
         var reason = ReasonCode.success
         if self.version == .v5 {
             if fanout.matched == 0 {

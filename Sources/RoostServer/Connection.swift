@@ -64,6 +64,24 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         set { willBox = newValue.map(Box.init) }
     }
     private var willBox: Box<Will>?
+    /// What few connections have (MQTT 5 topic aliases, a publish-rate bucket, authentication in
+    /// progress, a client certificate or PROXY header, a token's authorizer), in one box made on
+    /// first use: six optionals inline cost every idle connection 64 bytes.
+    private var rare: Rare?
+    private final class Rare {
+        var aliases: TopicAliases?
+        var publishBucket: PublishBucket?
+        var pendingAuthentication: Box<PendingAuthentication>?
+        var clientAuthorizer: Box<any Authorizer>?
+        var peerCertificateIdentity: String?
+        var proxiedPeer: ProxiedPeer?
+    }
+    private func ensureRare() -> Rare {
+        if let rare { return rare }
+        let made = Rare()
+        rare = made
+        return made
+    }
     var willDelay: UInt32 = 0
     var sessionExpiry: UInt32 = 0
     var keepAlive: Int64 = 0
@@ -73,11 +91,16 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     let loopState: LoopState
     var timerSlot: Int32 = -1
     var timerIndex: Int32 = 0
+    /// Index in `loopState.members` while registered, else -1.
+    var memberIndex: Int32 = -1
     var timerDeadline = NIODeadline.uptimeNanoseconds(0)
     /// Largest packet the client accepts (MQTT 5 Maximum Packet Size); larger messages are not sent.
     var clientMaximumPacketSize = Int.max
     /// MQTT 5 topic aliases, made when a client first uses them (most never do).
-    var aliases: TopicAliases?
+    var aliases: TopicAliases? {
+        get { rare?.aliases }
+        set { if newValue != nil || rare != nil { ensureRare().aliases = newValue } }
+    }
     final class TopicAliases {
         /// Aliases the client set for its PUBLISH packets.
         var inbound: [UInt16: String] = [:]
@@ -90,9 +113,19 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var attachClaim: UInt64 = 0
 
     /// The publisher's route cache: last topic, the routing-table version it was resolved at, the matches.
-    var cachedTopic: String?
-    var cachedVersion: UInt64 = 0
-    var cachedMatches: [Router.Match] = []
+    /// Made on the first PUBLISH (subscribers and idle clients never need it).
+    var routeCache: RouteCache?
+    final class RouteCache {
+        var topic: String
+        var version: UInt64
+        var matches: [Router.Match]
+        init(topic: String, version: UInt64, matches: [Router.Match]) {
+            self.topic = topic
+            self.version = version
+            self.matches = matches
+        }
+    }
+    var cachedTopic: String? { routeCache?.topic }
     /// Connections (on any loop) that got messages during this read batch.
     var toWake: [Connection] = []
     /// Output that may only go out once the durable store has committed what came before it
@@ -100,7 +133,10 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// for its ticket. Always empty without a store or for sessions that are not stored.
     var held: [(ticket: UInt64, bytes: ByteBuffer)] = []
     /// `max_publish_rate`: made on the first PUBLISH when the limit is on.
-    var publishBucket: PublishBucket?
+    var publishBucket: PublishBucket? {
+        get { rare?.publishBucket }
+        set { if newValue != nil || rare != nil { ensureRare().publishBucket = newValue } }
+    }
     /// Boxed: 33 bytes that only connections under `max_publish_rate` use.
     final class PublishBucket {
         var bucket: TokenBucket
@@ -114,17 +150,29 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     private var drainBatch: [(packetID: UInt16, delivery: QueuedDelivery)] = []
 
     /// The CONNECT waiting for authentication (see `Connection+Authenticate.swift`).
-    var pendingAuthentication: Box<PendingAuthentication>?
+    var pendingAuthentication: Box<PendingAuthentication>? {
+        get { rare?.pendingAuthentication }
+        set { if newValue != nil || rare != nil { ensureRare().pendingAuthentication = newValue } }
+    }
     /// Access control that came with this client's credentials (a token's claims), checked in
     /// addition to the broker's authorizer. Boxed: almost every connection has none.
-    var clientAuthorizer: Box<any Authorizer>?
+    var clientAuthorizer: Box<any Authorizer>? {
+        get { rare?.clientAuthorizer }
+        set { if newValue != nil || rare != nil { ensureRare().clientAuthorizer = newValue } }
+    }
     /// An AUTH exchange waits for the client's next AUTH packet.
     var awaitingAuth: Bool { pendingAuthentication?.value.exchange != nil }
     /// The verified client certificate's subject CN (TLS listeners with a client certificate).
-    var peerCertificateIdentity: String?
+    var peerCertificateIdentity: String? {
+        get { rare?.peerCertificateIdentity }
+        set { if newValue != nil || rare != nil { ensureRare().peerCertificateIdentity = newValue } }
+    }
 
     /// The client's address from a PROXY protocol header, on `proxy_protocol` listeners.
-    var proxiedPeer: ProxiedPeer?
+    var proxiedPeer: ProxiedPeer? {
+        get { rare?.proxiedPeer }
+        set { if newValue != nil || rare != nil { ensureRare().proxiedPeer = newValue } }
+    }
 
     // Small fields together (Swift lays stored properties out in declaration order, so a
     // Bool between two 8-byte fields costs 8 bytes in every connection).

@@ -209,7 +209,7 @@ public final class Server: Sendable {
     public func shutdown() async {
         logger.info("shutting down")
         for channel in channels { try? await channel.close() }
-        let connections = broker.connections.withLock { Array($0.values) }
+        let connections = await broker.allConnections()
         // First every will, while every client is still connected to receive them (a delayed
         // will could never go out later: this process's sessions end with it) ...
         var wills: [EventLoopFuture<Void>] = []

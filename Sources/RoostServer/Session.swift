@@ -17,6 +17,11 @@ struct SubscriptionRecord: Sendable {
 final class Session: @unchecked Sendable {
     struct Locked {
         var state: SessionState
+
+        init(state: SessionState) {
+            self.state = state
+        }
+
         /// The connection that currently owns the session, nil while offline.
         var owner: Connection?
         var subscriptions: [String: SubscriptionRecord] = [:]
@@ -37,18 +42,50 @@ final class Session: @unchecked Sendable {
             get { pendingWillBox?.value }
             set { pendingWillBox = newValue.map(Box.init) }
         }
-        var pendingWillBox: Box<Will>?
-        var pendingWillPublisher = 0
+        var pendingWillBox: Box<Will>? {
+            get { rare?.pendingWillBox }
+            set { if newValue != nil || rare != nil { ensureRare().pendingWillBox = newValue } }
+        }
+        var pendingWillPublisher: Int {
+            get { rare?.pendingWillPublisher ?? 0 }
+            set { if newValue != 0 || rare != nil { ensureRare().pendingWillPublisher = newValue } }
+        }
         /// Timers of the offline session (will delay, session expiry), cancelled when a client
         /// claims the session, so a client that keeps reconnecting leaves no timers behind.
-        var timers: [Scheduled<Void>] = []
+        var timers: [Scheduled<Void>] {
+            get { rare?.timers ?? [] }
+            set { if !newValue.isEmpty || rare != nil { ensureRare().timers = newValue } }
+        }
         /// Wall-clock ms when the session went offline (stored with it, for expiry across restarts).
-        var offlineSince: Int64 = 0
+        var offlineSince: Int64 {
+            get { rare?.offlineSince ?? 0 }
+            set { if newValue != 0 || rare != nil { ensureRare().offlineSince = newValue } }
+        }
         /// Who the last connection authenticated as, for read access checks; nil for a session
         /// restored from the store until its client connects again.
-        var identity: ClientIdentity?
+        var identity: ClientIdentity? = nil
         /// The authorizer that came with that connection's credentials (a token's claims).
-        var clientAuthorizer: Box<any Authorizer>?
+        var clientAuthorizer: Box<any Authorizer>? {
+            get { rare?.clientAuthorizer }
+            set { if newValue != nil || rare != nil { ensureRare().clientAuthorizer = newValue } }
+        }
+
+        /// What a session needs only offline or with a token's authorizer, in one box made on
+        /// first use (five fields inline cost every connected session 40 bytes).
+        private var rare: Rare? = nil
+        private final class Rare {
+            var pendingWillBox: Box<Will>?
+            var pendingWillPublisher = 0
+            var timers: [Scheduled<Void>] = []
+            var offlineSince: Int64 = 0
+            var clientAuthorizer: Box<any Authorizer>?
+        }
+        private mutating func ensureRare() -> Rare {
+            if let rare { return rare }
+            let made = Rare()
+            rare = made
+            return made
+        }
     }
 
     let id: Int
