@@ -27,3 +27,5 @@ echo "==> swift test"
 swift test
 echo "==> interop tests (paho-mqtt, mosquitto clients, MQTT.js)"
 ROOST_BIN="$PWD/.build/debug/roost" python3 -m pytest -q Tests/interop
+echo "==> micro-benchmarks: allocation counts against Benchmarks/Thresholds (package-benchmark)"
+bash scripts/bench-micro.sh
