@@ -3,9 +3,10 @@
 # one sitting and prints the ratio table against issue #5's targets; writes the JSON results,
 # the table (Markdown) and a plot (SVG) to OUT_DIR.
 #
-# usage: scripts/bench-compare.sh [-r RUNS (3)] [-s SCENARIOS (a,b,c,d,e,f)] [-u] [-o OUT_DIR]
+# usage: scripts/bench-compare.sh [-r RUNS (3)] [-s SCENARIOS (a,b,c,d,e,f)] [-u] [-t THREADS] [-o OUT_DIR]
 # Mosquitto runs with the suite's mosquitto-bench.conf (port 18840).
 #   -u  unpinned (bench.sh -u): Roost gets every core (2 event loops), the generator 2 threads
+#   -t  Roost's event loops (default: 1 pinned, every core unpinned)
 # needs: ../shared/bench, mosquitto (apt-get install -y mosquitto), a C compiler; builds Roost
 # in release mode. Traffic stays on 127.0.0.1.
 set -euo pipefail
@@ -13,14 +14,16 @@ cd "$(dirname "$0")/.."
 RUNS=3
 SCENARIOS=a,b,c,d,e,f
 UNPINNED=""
+THREADS=""
 OUT="bench-results/$(date +%Y%m%d-%H%M%S)"
-while getopts "r:s:uo:" flag; do
+while getopts "r:s:ut:o:" flag; do
     case "$flag" in
         r) RUNS="$OPTARG" ;;
         s) SCENARIOS="$OPTARG" ;;
         u) UNPINNED="-u" ;;
+        t) THREADS="$OPTARG" ;;
         o) OUT="$OPTARG" ;;
-        *) echo "usage: $0 [-r RUNS] [-s a,b,...] [-u] [-o OUT_DIR]" >&2; exit 2 ;;
+        *) echo "usage: $0 [-r RUNS] [-s a,b,...] [-u] [-t THREADS] [-o OUT_DIR]" >&2; exit 2 ;;
     esac
 done
 BENCH_SRC="${BENCH_SRC:-../shared/bench}"
@@ -37,8 +40,10 @@ make -s -C "$WORK" >/dev/null
 echo "==> swift build -c release"
 swift build -c release --product roost >/dev/null
 ROOST="$PWD/.build/release/roost"
-THREADS=1
-[ -n "$UNPINNED" ] && THREADS="$(nproc)"
+if [ -z "$THREADS" ]; then
+    THREADS=1
+    [ -n "$UNPINNED" ] && THREADS="$(nproc)"
+fi
 
 echo "==> mosquitto ($RUNS runs of $SCENARIOS)"
 (cd "$WORK" && ./bench.sh $UNPINNED -r "$RUNS" -s "$SCENARIOS" -n mosquitto -p 18840 -o "$OUT/mosquitto.json" \

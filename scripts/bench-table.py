@@ -8,6 +8,7 @@ Prints the table; exit status 0 whatever the verdicts (a benchmark is a measurem
 """
 
 import argparse
+import math
 import json
 import sys
 
@@ -105,23 +106,31 @@ def svg(mosquitto, roost):
     parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">' % (width, height),
              '<rect width="100%" height="100%" fill="white"/>']
 
-    def draw(x0, title, items):
+    def draw(x0, title, items, log=False):
         parts.append('<text x="%d" y="20" font-size="14" font-weight="bold">%s</text>' % (x0 + 10, title))
         if not items:
             return
         top = max(max(m, r) for _, m, r, _ in items) or 1
         base, span = 360, 300
+        if log:
+            # Latencies span microseconds to hundreds of milliseconds: bar heights on a log10
+            # scale from 10 us, so the short bars stay visible.
+            floor = 10.0
+            ceiling = math.log10(max(top, floor * 10) / floor)
+            height_of = lambda value: span * max(0.0, math.log10(max(value, floor) / floor)) / ceiling
+        else:
+            height_of = lambda value: span * value / top
         slot = (panel - 40) / len(items)
         for index, (label, m, r, unit) in enumerate(items):
             x = x0 + 30 + index * slot
             for offset, value, colour, name in ((0, m, "#9e9e9e", "Mosquitto"), (slot * 0.38, r, "#1565c0", "Roost")):
-                h = span * value / top
+                h = height_of(value)
                 parts.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s %s: %.0f %s</title></rect>'
                              % (x + offset, base - h, slot * 0.34, h, colour, name, label, value, unit))
                 parts.append('<text x="%.1f" y="%.1f" font-size="10">%s</text>' % (x + offset, base - h - 3, fmt_rate(value)))
             parts.append('<text x="%.1f" y="%d">%s</text>' % (x, base + 16, label))
     draw(0, "Throughput (msg/s, higher is better)", groups)
-    draw(panel + 40, "Latency (us, lower is better)", latency)
+    draw(panel + 40, "Latency (us, log scale, lower is better)", latency, log=True)
     parts.append('<rect x="10" y="395" width="12" height="12" fill="#9e9e9e"/><text x="28" y="406">Mosquitto</text>')
     parts.append('<rect x="110" y="395" width="12" height="12" fill="#1565c0"/><text x="128" y="406">Roost</text>')
     parts.append("</svg>")
