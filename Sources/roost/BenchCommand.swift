@@ -56,20 +56,7 @@ struct BenchCommonOptions: ParsableArguments {
     @Option(name: .long, help: "Event loop threads (default: the number of cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(name: .customLong("cafile"), help: "TLS: PEM file of the CAs to trust (turns TLS on).")
-    var cafile: String?
-
-    @Option(name: .customLong("cert"), help: "TLS: PEM client certificate (needs --key).")
-    var cert: String?
-
-    @Option(name: .customLong("key"), help: "TLS: PEM private key of --cert.")
-    var key: String?
-
-    @Flag(name: .customLong("insecure"), help: "TLS: do not check that the server's certificate names the host.")
-    var insecure = false
-
-    @Flag(name: .customLong("tls"), help: "TLS with the system's trust store (implied by --cafile, --cert).")
-    var tls = false
+    @OptionGroup var tlsOptions: ClientTLSOptions
 
     @Flag(name: .long, help: "Print the summary as JSON on stdout.")
     var json = false
@@ -87,9 +74,7 @@ struct BenchCommonOptions: ParsableArguments {
         configuration.connectRate = connectRate
         configuration.clientIDPrefix = clientIDPrefix
         configuration.threads = threads
-        if tls || cafile != nil || cert != nil || insecure {
-            configuration.tls = MQTTClientTLS(cafile: cafile, certfile: cert, keyfile: key, insecure: insecure)
-        }
+        configuration.tls = tlsOptions.configuration
     }
 
     static func protocolVersion(_ name: String) throws -> ProtocolVersion {
@@ -110,7 +95,6 @@ struct BenchCommonOptions: ParsableArguments {
     /// prints the summary and exits 1 when the run failed.
     func run(_ configuration: BenchConfiguration) async throws {
         if let problem = configuration.problems().first { throw ValidationError(problem.prefix(1).uppercased() + problem.dropFirst() + ".") }
-        if (cert == nil) != (key == nil) { throw ValidationError("--cert and --key go together.") }
         Self.raiseFileLimit()
         let console = Console(quiet: false)
         let runner = BenchRunner(configuration: configuration)

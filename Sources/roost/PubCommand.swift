@@ -209,20 +209,7 @@ struct ClientOptions: ParsableArguments {
     @Option(name: [.customShort("q"), .long], help: "Quality of service: 0, 1 or 2.")
     var qos = 0
 
-    @Option(name: .customLong("cafile"), help: "TLS: PEM file of the CAs to trust (turns TLS on).")
-    var cafile: String?
-
-    @Option(name: .customLong("cert"), help: "TLS: PEM client certificate (mutual TLS; needs --key).")
-    var cert: String?
-
-    @Option(name: .customLong("key"), help: "TLS: PEM private key of --cert.")
-    var key: String?
-
-    @Flag(name: .customLong("insecure"), help: "TLS: do not check that the server's certificate names the host.")
-    var insecure = false
-
-    @Flag(name: .customLong("tls"), help: "TLS with the system's trust store (implied by --cafile, --cert).")
-    var tls = false
+    @OptionGroup var tlsOptions: ClientTLSOptions
 
     @Flag(name: [.customShort("d"), .long], help: "Print the packets sent and received to stderr.")
     var debug = false
@@ -266,7 +253,6 @@ struct ClientOptions: ParsableArguments {
         if password != nil && username == nil && version != .v5 {
             throw ValidationError("A password (-P) needs a user name (-u) before MQTT v5.")
         }
-        if (cert == nil) != (key == nil) { throw ValidationError("--cert and --key go together.") }
     }
 
     func clientConfiguration(defaultIDPrefix: String, console: Console) throws -> MQTTClientConfiguration {
@@ -276,9 +262,7 @@ struct ClientOptions: ParsableArguments {
             host: host, port: port, version: version, clientID: clientID, cleanStart: !disableCleanSession,
             keepAlive: keepalive, username: username)
         configuration.setPassword(password)
-        if tls || cafile != nil || cert != nil || insecure {
-            configuration.tls = MQTTClientTLS(cafile: cafile, certfile: cert, keyfile: key, insecure: insecure)
-        }
+        configuration.tls = tlsOptions.configuration
         if let willTopic {
             configuration.will = Will(
                 topic: willTopic, payload: ByteBuffer(string: willPayload ?? ""),
