@@ -132,6 +132,27 @@ public struct MQTTEncoder: Sendable {
             packetID: publish.packetID, properties: publish.properties, into: &buffer)
     }
 
+    /// Appends a PUBLISH whose payload is raw bytes (a broker's stored message, read in place).
+    public func encodePublish(
+        topic: String, payloadBytes: UnsafeRawBufferPointer, qos: QoS, retain: Bool, dup: Bool, packetID: UInt16,
+        properties: Properties, into buffer: inout ByteBuffer
+    ) {
+        let propertiesSize = v5 ? properties.encodedSize : 0
+        var body = 2 + topic.utf8.count + payloadBytes.count
+        if qos != .atMostOnce { body += 2 }
+        if v5 { body += variableByteIntegerSize(propertiesSize) + propertiesSize }
+        buffer.reserveCapacity(minimumWritableBytes: body + 5)
+        var first: UInt8 = 0x30 | (qos.rawValue << 1)
+        if dup { first |= 0x08 }
+        if retain { first |= 0x01 }
+        buffer.writeInteger(first)
+        buffer.writeMQTTVariableByteInteger(body)
+        buffer.writeMQTTString(topic)
+        if qos != .atMostOnce { buffer.writeInteger(packetID) }
+        if v5 { properties.encode(into: &buffer, size: propertiesSize) }
+        buffer.writeBytes(payloadBytes)
+    }
+
     /// Appends a PUBLISH made of these parts, without building a ``Publish`` first (a broker
     /// delivering a stored message borrows its parts: no reference counting per delivery).
     public func encodePublish(

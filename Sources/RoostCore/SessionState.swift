@@ -163,7 +163,7 @@ public struct SessionState: Sendable {
     /// Replaces barrier `id` with `deliveries` (numbered for the store when `stored`), and
     /// returns what was put in its place; nothing if the barrier is gone (clean start).
     public mutating func fillBarrier(_ id: Int, with deliveries: [QueuedDelivery], stored: Bool) -> [QueuedDelivery] {
-        guard let index = queue.firstIndex(where: { $0.message === Self.barrierMessage && $0.subscriptionIDs.first == id }) else {
+        guard let index = queue.firstIndex(where: { $0.message.isSame(as: Self.barrierMessage) && $0.subscriptionIDs.first == id }) else {
             return []
         }
         var placed: [QueuedDelivery] = []
@@ -182,7 +182,7 @@ public struct SessionState: Sendable {
 
     /// True when the next queued message may be sent now (QoS 0 always; QoS 1/2 within the window).
     public var canSendNext: Bool {
-        guard let first = queue.first, first.message !== Self.barrierMessage else { return false }
+        guard let first = queue.first, !first.message.isSame(as: Self.barrierMessage) else { return false }
         return first.qos == .atMostOnce || inflight.count < receiveMaximum
     }
 
@@ -193,7 +193,7 @@ public struct SessionState: Sendable {
         // retain (and later a release) per reference it holds, on the hottest path there is.
         while !queue.isEmpty {
             let message = queue[0].message
-            if message === Self.barrierMessage { return nil }
+            if message.isSame(as: Self.barrierMessage) { return nil }
             if message.isExpired(at: now) {
                 let expired = queue.removeFirst()
                 queuedBytes -= message.size

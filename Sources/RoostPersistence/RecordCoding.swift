@@ -12,10 +12,11 @@ enum RecordCoding {
 
     /// Appends `message` as a PUBLISH (packet id 1 when QoS > 0: the decoder requires one).
     static func encode(_ message: Message, into buffer: inout ByteBuffer) {
-        let publish = Publish(
-            topic: message.topic, payload: message.payload, qos: message.qos, retain: message.retain,
-            packetID: message.qos == .atMostOnce ? 0 : 1, properties: message.properties)
-        encoder.encode(publish, into: &buffer)
+        message.withPayloadBytes { bytes in
+            encoder.encodePublish(
+                topic: message.topic, payloadBytes: bytes, qos: message.qos, retain: message.retain, dup: false,
+                packetID: message.qos == .atMostOnce ? 0 : 1, properties: message.properties, into: &buffer)
+        }
     }
 
     /// Reads a message back. `expiresAt` is in the broker's clock; the publisher is the broker (0).

@@ -132,7 +132,7 @@ public final class Broker: Sendable {
         let onDisk = durable && retainedOnDisk.load(ordering: .relaxed)
         let spill = retained.withLock { tree -> Bool in
             // Under the tree's lock, so that the store sees changes of one topic in order.
-            if message.payload.readableBytes == 0 {
+            if message.payloadSize == 0 {
                 if !onDisk { tree.remove(name: message.topic) }
                 if durable { store!.submit(.deleteRetained(topic: message.topic)) }
             } else {

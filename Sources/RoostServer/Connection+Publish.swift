@@ -95,11 +95,11 @@ extension Connection {
         properties.topicAlias = nil
         properties.subscriptionIdentifiers = []
         let expiresAt = broker.expiryDeadline(taking: &properties, now: now)
-        // Own the payload bytes: a slice would pin the whole receive buffer while the message is queued.
-        let payload = ByteBuffer.owned(publish.payload)
+        // The message copies the payload's bytes into its own allocation (a slice would pin the
+        // whole receive buffer while the message is queued).
         if let correlation = properties.correlationData { properties.correlationData = ByteBuffer.owned(correlation) }
         let message = Message(
-            topic: topic, payload: payload, qos: publish.qos, retain: publish.retain, properties: properties,
+            topic: topic, payload: publish.payload, qos: publish.qos, retain: publish.retain, properties: properties,
             expiresAt: expiresAt, publisherID: session.id)
         if publish.retain && broker.storeRetained(message) {
             if publish.qos == .atMostOnce { unpacedStoreWrites = true } else { mustHold = true }

@@ -637,9 +637,11 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         for (packetID, delivery) in drainBatch {
             let message = delivery.message
             if plain && message.expiresAt == nil && (version != .v5 || delivery.subscriptionIDs.isEmpty) {
-                encoder.encodePublish(
-                    topic: message.topic, payload: message.payload, qos: delivery.qos, retain: delivery.retain, dup: false,
-                    packetID: packetID, properties: message.properties, into: &output!)
+                message.withPayloadBytes { bytes in
+                    encoder.encodePublish(
+                        topic: message.topic, payloadBytes: bytes, qos: delivery.qos, retain: delivery.retain, dup: false,
+                        packetID: packetID, properties: message.properties, into: &output!)
+                }
                 sent += 1
                 continue
             }
