@@ -153,26 +153,16 @@ public struct MQTTEncoder: Sendable {
         buffer.writeBytes(payloadBytes)
     }
 
-    /// Appends a PUBLISH made of these parts, without building a ``Publish`` first (a broker
-    /// delivering a stored message borrows its parts: no reference counting per delivery).
+    /// Appends a PUBLISH made of these parts, without building a ``Publish`` first.
     public func encodePublish(
         topic: String, payload: ByteBuffer, qos: QoS, retain: Bool, dup: Bool, packetID: UInt16, properties: Properties,
         into buffer: inout ByteBuffer
     ) {
-        let propertiesSize = v5 ? properties.encodedSize : 0
-        var body = 2 + topic.utf8.count + payload.readableBytes
-        if qos != .atMostOnce { body += 2 }
-        if v5 { body += variableByteIntegerSize(propertiesSize) + propertiesSize }
-        buffer.reserveCapacity(minimumWritableBytes: body + 5)
-        var first: UInt8 = 0x30 | (qos.rawValue << 1)
-        if dup { first |= 0x08 }
-        if retain { first |= 0x01 }
-        buffer.writeInteger(first)
-        buffer.writeMQTTVariableByteInteger(body)
-        buffer.writeMQTTString(topic)
-        if qos != .atMostOnce { buffer.writeInteger(packetID) }
-        if v5 { properties.encode(into: &buffer, size: propertiesSize) }
-        buffer.writeImmutableBuffer(payload)
+        payload.withUnsafeReadableBytes { bytes in
+            encodePublish(
+                topic: topic, payloadBytes: bytes, qos: qos, retain: retain, dup: dup, packetID: packetID,
+                properties: properties, into: &buffer)
+        }
     }
 
     /// Appends a PUBACK/PUBREC/PUBREL/PUBCOMP; the short form when the reason is success and there are no properties.
