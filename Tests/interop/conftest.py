@@ -99,10 +99,20 @@ def pytest_runtest_makereport(item, call):
 # Broker process
 # ---------------------------------------------------------------------------
 
+_handed_out_ports = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and never handed out before in this run: the kernel may give the same
+    ephemeral port to two probes in a row (seen: a test's TCP and WSS listeners got one port)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out_ports:
+            _handed_out_ports.add(port)
+            return port
+    raise RuntimeError("no fresh free port after 100 tries")
 
 
 def roost_binary():

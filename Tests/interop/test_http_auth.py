@@ -20,7 +20,6 @@ Mosquitto 2.0 has no built-in HTTP authentication: the whole module is roost_onl
 """
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import mqtt_raw as R
+from conftest import free_port
 from security_support import Listener, write_password_file
 
 pytestmark = pytest.mark.roost_only(reason="Mosquitto 2.0 has no built-in HTTP authentication")
@@ -86,12 +86,6 @@ def service():
     s = Service()
     yield s
     s.stop()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(launch, tmp_path, url, **settings):
