@@ -31,7 +31,7 @@ public final class Broker: Sendable {
     private let nextClientNumber = Atomic<Int>(1)
     let logger: Logger
     let startTime = NIODeadline.now()
-    /// Per event loop: the timing wheel of connect timeouts and keepalives, deferred flushes.
+    /// Per event loop: the timing wheel of connect timeouts and keepalives, the connections.
     private let loopStates = NIOLockedValueBox<[ObjectIdentifier: LoopState]>([:])
     /// The broker's version string, published in `$SYS/broker/version`.
     public static let version = "0.1.0"

@@ -86,7 +86,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var sessionExpiry: UInt32 = 0
     var keepAlive: Int64 = 0
     var lastActivity = NIODeadline.uptimeNanoseconds(0)
-    /// This loop's state (timing wheel for connect timeout and keepalive, deferred flushes) and
+    /// This loop's state (timing wheel for connect timeout and keepalive, its connections) and
     /// this connection's place in the wheel.
     let loopState: LoopState
     var timerSlot: Int32 = -1
@@ -206,8 +206,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     var remoteAddressText: String? { remoteAddress?.logText }
 
-    /// `logger` is the broker's (connections log through `broker.logger`).
-    init(broker: Broker, eventLoop: EventLoop, logger: Logger, listener: ListenerContext = .default) {
+    init(broker: Broker, eventLoop: EventLoop, listener: ListenerContext = .default) {
         self.broker = broker
         self.listener = listener
         self.eventLoop = eventLoop

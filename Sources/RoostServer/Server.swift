@@ -103,7 +103,6 @@ public final class Server: Sendable {
         return server
     }
 
-    /// The handlers of one accepted connection, by transport: [TLS] [HTTP + WebSocket upgrade] Connection.
     /// Options of every accepted socket. The receive buffer starts at 64 bytes (a CONNECT fits)
     /// and grows with the traffic: a channel keeps its receive buffer between reads, so its
     /// first size is paid by every idle connection.
@@ -114,6 +113,7 @@ public final class Server: Sendable {
         try options.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 64, maximum: 65_536))
     }
 
+    /// The handlers of one accepted connection, by transport: [TLS] [HTTP + WebSocket upgrade] Connection.
     @_spi(Benchmarks) public static func configurePipeline(_ channel: Channel, listener: ListenerContext, broker: Broker, logger: Logger, admitted: Bool) throws {
         let pipeline = channel.pipeline.syncOperations
         let configuration = listener.configuration
@@ -133,7 +133,7 @@ public final class Server: Sendable {
             try pipeline.addHandler(NIOSSLServerHandler(context: sslContext))
         }
         guard configuration.transport.usesWebSocket else {
-            let connection = Connection(broker: broker, eventLoop: channel.eventLoop, logger: logger, listener: listener)
+            let connection = Connection(broker: broker, eventLoop: channel.eventLoop, listener: listener)
             connection.proxiedPeer = peer
             try pipeline.addHandler(connection)
             connection.holdsAdmission = admitted
@@ -161,7 +161,7 @@ public final class Server: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     try pipeline.addHandler(WebSocketMQTTAdapter())
-                    let connection = Connection(broker: broker, eventLoop: channel.eventLoop, logger: logger, listener: listener)
+                    let connection = Connection(broker: broker, eventLoop: channel.eventLoop, listener: listener)
                     connection.proxiedPeer = peer
                     try pipeline.addHandler(connection)
                 }

@@ -67,7 +67,7 @@ struct BenchCommonOptions: ParsableArguments {
     func apply(to configuration: inout BenchConfiguration) throws {
         configuration.host = host
         configuration.port = port
-        configuration.version = try Self.protocolVersion(protocolVersionName)
+        configuration.version = try ClientArguments.protocolVersion(protocolVersionName)
         configuration.username = username
         configuration.password = password
         configuration.keepAlive = keepalive
@@ -75,20 +75,6 @@ struct BenchCommonOptions: ParsableArguments {
         configuration.clientIDPrefix = clientIDPrefix
         configuration.threads = threads
         configuration.tls = tlsOptions.configuration
-    }
-
-    static func protocolVersion(_ name: String) throws -> ProtocolVersion {
-        switch name.lowercased() {
-        case "mqttv5", "5", "v5", "5.0": return .v5
-        case "mqttv311", "311", "v311", "3.1.1": return .v3_1_1
-        case "mqttv31", "31", "v31", "3.1": return .v3_1
-        default: throw ValidationError("Unknown protocol version '\(name)': use mqttv5, mqttv311 or mqttv31.")
-        }
-    }
-
-    static func qos(_ value: Int) throws -> QoS {
-        guard (0...2).contains(value), let qos = QoS(rawValue: UInt8(value)) else { throw ValidationError("QoS must be 0, 1 or 2.") }
-        return qos
     }
 
     /// Checks the configuration, runs it with a progress line and SIGINT / SIGTERM handling,
@@ -151,7 +137,7 @@ struct BenchPublishOptions: ParsableArguments {
 
     func apply(to configuration: inout BenchConfiguration) throws {
         configuration.topicPattern = topic
-        configuration.qos = try BenchCommonOptions.qos(qos)
+        configuration.qos = try ClientArguments.qos(qos)
         configuration.payloadSize = size
         configuration.ratePerPublisher = rate
         configuration.inflight = inflight
@@ -209,7 +195,7 @@ struct BenchSubCommand: AsyncParsableCommand {
         var configuration = BenchConfiguration(scenario: .sub)
         try common.apply(to: &configuration)
         configuration.filterPattern = topic
-        configuration.qos = try BenchCommonOptions.qos(qos)
+        configuration.qos = try ClientArguments.qos(qos)
         configuration.subscribers = clients
         configuration.duration = duration
         try await common.run(configuration)

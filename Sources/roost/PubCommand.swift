@@ -217,21 +217,9 @@ struct ClientOptions: ParsableArguments {
     @Flag(name: .long, help: "Do not print errors and warnings.")
     var quiet = false
 
-    func protocolVersion() throws -> ProtocolVersion {
-        switch protocolVersionName.lowercased() {
-        case "mqttv5", "5", "v5", "5.0": return .v5
-        case "mqttv311", "311", "v311", "3.1.1": return .v3_1_1
-        case "mqttv31", "31", "v31", "3.1": return .v3_1
-        default: throw ValidationError("Unknown protocol version '\(protocolVersionName)': use mqttv5, mqttv311 or mqttv31.")
-        }
-    }
+    func protocolVersion() throws -> ProtocolVersion { try ClientArguments.protocolVersion(protocolVersionName) }
 
-    func qualityOfService() throws -> QoS {
-        guard let qos = QoS(rawValue: UInt8(clamping: max(0, qos))), self.qos >= 0 else {
-            throw ValidationError("QoS must be 0, 1 or 2.")
-        }
-        return qos
-    }
+    func qualityOfService() throws -> QoS { try ClientArguments.qos(qos) }
 
     func validate() throws {
         let version = try protocolVersion()

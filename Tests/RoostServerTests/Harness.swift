@@ -29,7 +29,7 @@ final class Harness {
 
     /// Opens a connection (channelActive fires) without sending anything.
     func open(version: ProtocolVersion = .v5) throws -> TestClient {
-        let connection = Connection(broker: broker, eventLoop: loop, logger: broker.logger)
+        let connection = Connection(broker: broker, eventLoop: loop)
         let channel = EmbeddedChannel(loop: loop)
         do {
             // As the listener does when it accepts a socket.

@@ -156,7 +156,7 @@ final class ReviewTests: XCTestCase {
         var tls = TLSSettings(certfile: "", keyfile: "")
         tls.useIdentityAsUsername = true
         let listener = try ListenerContext(ListenerConfiguration(host: "127.0.0.1", port: 0, transport: .tcp, tls: tls))
-        let connection = Connection(broker: harness.broker, eventLoop: harness.loop, logger: harness.broker.logger, listener: listener)
+        let connection = Connection(broker: harness.broker, eventLoop: harness.loop, listener: listener)
         connection.peerCertificateIdentity = "device1"
         let channel = EmbeddedChannel(loop: harness.loop)
         try channel.pipeline.syncOperations.addHandler(connection)
