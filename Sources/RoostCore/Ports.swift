@@ -16,8 +16,11 @@ public struct AuthenticationRequest: Sendable {
     public var clientID: String
     public var username: String?
     public var password: ByteBuffer?
-    /// The peer's address as text (`1.2.3.4:5678`), for logs and per-address policies.
-    public var remoteAddress: String?
+    /// The peer's address (after the PROXY protocol, if any).
+    public var peerAddress: SocketAddress?
+    /// The peer's address as text (`1.2.3.4:5678`), for logs and per-address policies. Made
+    /// on demand: most authenticators never ask, and formatting costs on every CONNECT.
+    public var remoteAddress: String? { peerAddress?.logText }
     /// The name of the listener the client came in on (`tcp`, `tls`, `ws`, `wss` or its configured name).
     public var listener: String
     /// Whether this listener accepts clients that present no credentials.
@@ -28,13 +31,13 @@ public struct AuthenticationRequest: Sendable {
     public var certificateIdentity: String?
 
     public init(
-        clientID: String, username: String?, password: ByteBuffer?, remoteAddress: String? = nil,
+        clientID: String, username: String?, password: ByteBuffer?, peerAddress: SocketAddress? = nil,
         listener: String = "tcp", allowAnonymous: Bool = true, certificateIdentity: String? = nil
     ) {
         self.clientID = clientID
         self.username = username
         self.password = password
-        self.remoteAddress = remoteAddress
+        self.peerAddress = peerAddress
         self.listener = listener
         self.allowAnonymous = allowAnonymous
         self.certificateIdentity = certificateIdentity
@@ -166,4 +169,12 @@ public struct NodeID: Hashable, Sendable {
     public var rawValue: UInt32
     public init(_ rawValue: UInt32) { self.rawValue = rawValue }
     public static let local = NodeID(0)
+}
+
+extension SocketAddress {
+    /// `1.2.3.4:5678` / `[::1]:5678`, as logs and authentication show addresses.
+    public var logText: String {
+        if let ip = ipAddress, let port { return self.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
+        return "\(self)"
+    }
 }

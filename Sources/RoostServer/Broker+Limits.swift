@@ -153,8 +153,8 @@ extension Broker {
     }
 
     /// How long a CONNECT from `host` must wait before it is authenticated (none for most).
-    func authenticationDelay(for host: String?) -> LoginDelay {
-        guard settings.authBackoffAfter > 0, let host else { return .none }
+    func authenticationDelay(for host: @autoclosure () -> String?) -> LoginDelay {
+        guard settings.authBackoffAfter > 0, loginFailureRecords.load(ordering: .relaxed) > 0, let host = host() else { return .none }
         let now = NIODeadline.now().uptimeNanoseconds
         let window = UInt64(settings.authBackoffWindow) * 1_000_000_000
         let maximum = UInt64(settings.authBackoffMax) * 1_000_000_000
@@ -162,6 +162,7 @@ extension Broker {
             guard var record = table.records[host] else { return .none }
             if now &- record.lastFailure > window {
                 table.records[host] = nil
+                loginFailureRecords.store(table.records.count, ordering: .relaxed)
                 return .none
             }
             let excess = record.failures - settings.authBackoffAfter
@@ -194,6 +195,7 @@ extension Broker {
             record.failures += 1
             record.lastFailure = now
             table.records[host] = record
+            loginFailureRecords.store(table.records.count, ordering: .relaxed)
         }
     }
 }

@@ -25,6 +25,9 @@ public final class Broker: Sendable {
     let connectionRate = NIOLockedValueBox<TokenBucket?>(nil)
     /// Recent login failures per client address (`auth_backoff_after`, `auth_backoff_max`).
     let loginFailures = NIOLockedValueBox(LoginFailures())
+    /// How many addresses `loginFailures` holds, read without its lock: a CONNECT looks up (and
+    /// formats) its address only when some login failed recently.
+    let loginFailureRecords = Atomic<Int>(0)
     /// When each limit was last logged at warning level.
     let limitLogTimes = NIOLockedValueBox<[LimitTripped: UInt64]>([:])
     let nextSessionID = Atomic<Int>(1)

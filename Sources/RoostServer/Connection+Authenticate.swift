@@ -20,7 +20,7 @@ extension Connection {
     /// Method) or the authenticator, and continues with ``completeConnect``.
     func beginAuthentication(_ connect: Connect, assignedID: String?) {
         let delay: TimeAmount
-        switch broker.authenticationDelay(for: remoteHost) {
+        switch broker.authenticationDelay(for: self.remoteHost) {
         case .none:
             delay = .zero
         case .wait(let wait):
@@ -39,7 +39,7 @@ extension Connection {
             updateReading()
             restartConnectTimeout(after: delay)
             broker.stats.authDelayed.add(1, ordering: .relaxed)
-            logger.debug("login delayed after failures from this address", metadata: ["delay_ms": "\(delay.nanoseconds / 1_000_000)"])
+            logDebug("login delayed after failures from this address", metadata: ["delay_ms": "\(delay.nanoseconds / 1_000_000)"])
             eventLoop.scheduleTask(in: delay) { [weak self] in
                 guard let self, self.phase == .authenticating, let pending = self.pendingAuthentication?.value else { return }
                 self.pendingAuthentication = nil
@@ -72,7 +72,7 @@ extension Connection {
             return
         }
         let request = AuthenticationRequest(
-            clientID: clientID, username: connect.username, password: connect.password, remoteAddress: remoteAddressText,
+            clientID: clientID, username: connect.username, password: connect.password, peerAddress: remoteAddress,
             listener: listener.name, allowAnonymous: listener.allowAnonymous ?? settings.allowAnonymous,
             certificateIdentity: certificateIdentity)
         // A verified client certificate is the identity: nothing the client says overrides it.

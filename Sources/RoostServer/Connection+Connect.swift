@@ -8,7 +8,7 @@ extension Connection {
     func handle(_ packet: MQTTPacket) {
         if phase == .awaitingConnect {
             guard case .connect(let connect) = packet else {
-                logger.debug("first packet is not CONNECT [MQTT-3.1.0-1]", metadata: ["packet": "\(packet.type)"])
+                logDebug("first packet is not CONNECT [MQTT-3.1.0-1]", metadata: ["packet": "\(packet.type)"])
                 close()
                 return
             }
@@ -19,7 +19,7 @@ extension Connection {
             switch packet {
             case .auth(let auth): handleAuth(auth)
             case .disconnect:
-                logger.debug("DISCONNECT during authentication")
+                logDebug("DISCONNECT during authentication")
                 close()
             default:
                 pendingAuthentication = nil
@@ -112,7 +112,7 @@ extension Connection {
         let settings = broker.settings
         let properties = connect.properties
         identity = ClientIdentity(clientID: clientID, username: username)
-        logger.debug(
+        logDebug(
             "client connected",
             metadata: ["remote": "\(remoteAddressText ?? "?")", "listener": "\(listener.name)", "username": "\(username ?? "")"])
         if let will = connect.will {
@@ -326,7 +326,7 @@ extension Connection {
         if stored { holdOutput() }
         // MQTT 3.1 has no session-present flag: that bit is reserved.
         send(.connack(ConnAck(sessionPresent: present && version != .v3_1, reasonCode: .success, properties: ackProperties)))
-        logger.debug("client connected", metadata: ["mqtt.version": "\(version)", "session_present": "\(present)"])
+        logDebug("client connected", metadata: ["mqtt.version": "\(version)", "session_present": "\(present)"])
         startKeepAlive()
         if present { resendInflight(session) }
         drain()
@@ -407,7 +407,7 @@ extension Connection {
             return (inner.expiryInterval, inner.generation, inner.latestClaim != attachClaim)
         }
         guard let (expiry, generation, claimedByOther) = detachedInfo else { return }
-        logger.debug("client disconnected", metadata: ["ending": "\(ending)"])
+        logDebug("client disconnected", metadata: ["ending": "\(ending)"])
 
         var will: Will? = self.will
         if case .normal = ending { will = nil }

@@ -48,7 +48,7 @@ extension Connection {
         if !mayPublish(topic) {
             // Not delivered; MQTT 5 publishers learn why (0x87), 3.x ones get a plain ack.
             broker.stats.publishDenied.add(1, ordering: .relaxed)
-            logger.debug("publish not authorized", metadata: ["topic": "\(topic)"])
+            logDebug("publish not authorized", metadata: ["topic": "\(topic)"])
             acknowledge(publish, reason: version == .v5 ? .notAuthorized : .success)
             return
         }
@@ -201,7 +201,7 @@ extension Connection {
             // The freed window is refilled once per read batch, not once per PUBACK.
             drainAfterRead = true
         } else {
-            logger.debug("PUBACK for an unknown packet id", metadata: ["packet_id": "\(ack.packetID)"])
+            logDebug("PUBACK for an unknown packet id", metadata: ["packet_id": "\(ack.packetID)"])
         }
     }
 

@@ -55,7 +55,7 @@ extension Connection {
                 access = subscriptionAccess(filter)
                 if access == .denied {
                     broker.stats.subscribeDenied.add(1, ordering: .relaxed)
-                    logger.debug("subscription not authorized", metadata: ["filter": "\(subscription.filter)"])
+                    logDebug("subscription not authorized", metadata: ["filter": "\(subscription.filter)"])
                     codes.append(version == .v5 ? .notAuthorized : .unspecifiedError)
                     continue
                 }
