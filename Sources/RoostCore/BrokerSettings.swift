@@ -10,6 +10,12 @@ public struct BrokerSettings: Sendable, Equatable {
     /// subscriber of many publishers waiting for acknowledgements (fan-in ran at 64 % CPU and
     /// half the rate; 300 and more made it CPU-bound).
     public var receiveMaximum: Int = 1000
+    /// Milliseconds a subscriber that was written to less than this long ago waits before its
+    /// next deliveries are written, so that they go out together: one write (one system call
+    /// and one TCP segment) per interval instead of one per message, for up to this much added
+    /// latency. A subscriber that receives less often is written at once. 0: every batch of
+    /// deliveries is written at once.
+    public var deliveryFlushInterval: Int = 0
     /// Messages queued per session beyond the in-flight window; 0 is unlimited.
     public var maxQueuedMessages: Int = 1000
     /// Bytes queued per session; 0 is unlimited.

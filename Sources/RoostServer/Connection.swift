@@ -101,6 +101,8 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var timerIndex: Int32 = 0
     /// Index in `loopState.members` while registered, else -1.
     var memberIndex: Int32 = -1
+    /// When deliveries were last written (``LoopState/mayFlushDeliveries``; fills padding).
+    var lastFlushMillis: UInt32 = 0
     var timerDeadline = NIODeadline.uptimeNanoseconds(0)
     /// Largest packet the client accepts (MQTT 5 Maximum Packet Size); larger messages are not sent.
     var clientMaximumPacketSize = Int.max
@@ -155,6 +157,8 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// While this much output is held for the store, drain moves nothing more out of the
     /// session's queue (where its bounds apply), as if the socket were not writable.
     static let heldOutputLimit = 64 * 1024
+    /// Output kept back by `delivery_flush_interval` is written at once beyond this size.
+    static let coalescedOutputLimit = 64 * 1024
     private var drainBatch: [(packetID: UInt16, delivery: QueuedDelivery)] = []
 
     /// The CONNECT waiting for authentication (see `Connection+Authenticate.swift`).
@@ -190,6 +194,8 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// buffer is then kept for the next batch. Output of control packets only (CONNACK, SUBACK,
     /// PINGRESP) gives it back, so an idle connection holds none.
     var outputHot = false
+    /// Waiting in ``LoopState``'s coalesced flush list.
+    var flushPending = false
     var requestProblemInformation = true
     var detached = false
     /// Acknowledgements freed in-flight slots during this read batch: drain once at its end.
@@ -219,6 +225,8 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         self.listener = listener
         self.eventLoop = eventLoop
         self.loopState = broker.loopState(for: eventLoop)
+        // Never written: as if long ago, so the first deliveries go out at once.
+        self.lastFlushMillis = loopState.nowMillis &- 0x8000_0000
         self.decoder = MQTTDecoder(version: .v3_1_1, maximumPacketSize: broker.settings.maxPacketSize)
     }
 
@@ -682,9 +690,15 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
             sent += 1
         }
         if sent > 0 { broker.stats.publishSent.add(sent, ordering: .relaxed) }
-        if !drainBatch.isEmpty { outputHot = true }
+        let delivered = !drainBatch.isEmpty
+        if delivered { outputHot = true }
         drainBatch.removeAll(keepingCapacity: true)
-        flushOutput()
+        let interval = UInt32(broker.settings.deliveryFlushInterval)
+        if interval == 0 || !delivered || !held.isEmpty || (output?.readableBytes ?? 0) >= Self.coalescedOutputLimit
+            || loopState.mayFlushDeliveries(self, interval: interval)
+        {
+            flushOutput()
+        }
         if more { eventLoop.execute { self.drain() } }
     }
 }

@@ -59,6 +59,53 @@ final class LoopState: @unchecked Sendable {
         spareList = list
     }
 
+    // MARK: Coalesced delivery flushes (`delivery_flush_interval`)
+
+    /// Connections whose deliveries wait for the next coalesced flush, and whether the task
+    /// that flushes them is scheduled.
+    private var pendingFlush: [Connection] = []
+    private var flushScheduled = false
+
+    /// Milliseconds of uptime, wrapping (compared by difference only).
+    var nowMillis: UInt32 { UInt32(truncatingIfNeeded: loop.now.uptimeNanoseconds / 1_000_000) }
+
+    /// Whether `connection`'s deliveries can go out now. A connection written to less than
+    /// `interval` ms ago waits (at most `interval` ms) and is flushed with whatever else it gets
+    /// meanwhile, so a fast stream to one subscriber costs one write per interval instead of
+    /// one per message; a subscriber that receives less often is written at once.
+    func mayFlushDeliveries(_ connection: Connection, interval: UInt32) -> Bool {
+        if connection.flushPending { return false }
+        let now = nowMillis
+        if now &- connection.lastFlushMillis >= interval {
+            connection.lastFlushMillis = now
+            return true
+        }
+        connection.flushPending = true
+        pendingFlush.append(connection)
+        if !flushScheduled {
+            // Due when the first one waiting is: the ones that join later go out with it,
+            // a little early rather than late.
+            flushScheduled = true
+            let wait = Int64(connection.lastFlushMillis &+ interval &- now)
+            loop.scheduleTask(in: .milliseconds(max(1, wait))) { [weak self] in self?.flushPending() }
+        }
+        return false
+    }
+
+    private func flushPending() {
+        flushScheduled = false
+        var due = pendingFlush
+        pendingFlush = []
+        let now = nowMillis
+        for connection in due {
+            connection.flushPending = false
+            connection.lastFlushMillis = now
+            connection.flushOutput()
+        }
+        due.removeAll(keepingCapacity: true)
+        if pendingFlush.isEmpty { pendingFlush = due }
+    }
+
     init(loop: EventLoop) {
         self.loop = loop
         self.buckets = Array(repeating: [], count: Self.slots)

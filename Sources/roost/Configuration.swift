@@ -192,6 +192,7 @@ struct ServeConfiguration {
         integer("max_packet_size", 16...268_435_455, "largest packet accepted, bytes", \.maxPacketSize),
         integer("max_keepalive", 1...65_535, "largest keepalive allowed, seconds", \.maxKeepAlive),
         integer("receive_maximum", 1...65_535, "QoS 1/2 messages in flight per client, each direction", \.receiveMaximum),
+        integer("delivery_flush_interval", 0...1_000, "ms: a subscriber written to less than this long ago waits, so its next deliveries go out in one write (0: write at once)", \.deliveryFlushInterval),
         integer("max_queued_messages", 0...100_000_000, "messages queued per session (0: unlimited)", \.maxQueuedMessages),
         integer("max_queued_bytes", 0...Int.max, "bytes queued per session (0: unlimited)", \.maxQueuedBytes),
         integer("retained_memory_limit", 0...100_000_000, "above this many retained messages they stay on disk only (0: all in memory)", \.retainedMemoryLimit),

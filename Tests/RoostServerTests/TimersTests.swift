@@ -176,3 +176,58 @@ final class TimersTests: XCTestCase {
         XCTAssertEqual(received.map(\.properties.messageExpiryInterval), [5, 5, 5])
     }
 }
+
+/// `delivery_flush_interval`: a subscriber written to less than the interval ago gets its next
+/// deliveries in one write, at most the interval after the last one; order is kept.
+final class DeliveryFlushIntervalTests: XCTestCase {
+    func testDeliveriesWithinTheIntervalGoOutTogether() throws {
+        var settings = BrokerSettings()
+        settings.deliveryFlushInterval = 100
+        let harness = Harness(settings: settings)
+        let (subscriber, _) = try harness.connect(.v5("s"))
+        try subscriber.send(.subscribe(Subscribe(packetID: 1, subscriptions: [Subscription(filter: "t", qos: .atMostOnce)])))
+        _ = try subscriber.receive()
+        let (publisher, _) = try harness.connect(.v5("p"))
+        func publish(_ text: String) throws { try publisher.send(.publish(Publish(topic: "t", payload: ByteBuffer(string: text)))) }
+
+        try publish("1")
+        XCTAssertEqual(try subscriber.publishes().map { String(buffer: $0.payload) }, ["1"], "the first goes out at once")
+        harness.advance(seconds: 0.02)
+        try publish("2")
+        try publish("3")
+        XCTAssertEqual(try subscriber.publishes().count, 0, "written 20 ms ago: waits")
+        XCTAssertNil(try subscriber.channel.readOutbound(as: ByteBuffer.self))
+        harness.advance(seconds: 0.07)
+        XCTAssertEqual(try subscriber.publishes().count, 0)
+        harness.advance(seconds: 0.011)
+        // One write holds both, 100 ms after the first.
+        var writes: [ByteBuffer] = []
+        while let buffer = try subscriber.channel.readOutbound(as: ByteBuffer.self) { writes.append(buffer) }
+        XCTAssertEqual(writes.count, 1)
+        var bytes = writes.first ?? ByteBuffer()
+        var decoder = MQTTDecoder(version: .v5)
+        var payloads: [String] = []
+        while let packet = try decoder.decode(from: &bytes) { if case .publish(let p) = packet { payloads.append(String(buffer: p.payload)) } }
+        XCTAssertEqual(payloads, ["2", "3"])
+
+        // Quiet for longer than the interval: written at once again.
+        harness.advance(seconds: 0.5)
+        try publish("4")
+        XCTAssertEqual(try subscriber.publishes().map { String(buffer: $0.payload) }, ["4"])
+        // The publisher's own acks are not held back (QoS 1).
+        try publisher.send(.publish(Publish(topic: "t", payload: ByteBuffer(string: "5"), qos: .atLeastOnce, packetID: 9)))
+        XCTAssertTrue(try publisher.receive().contains { if case .puback = $0 { return true } else { return false } })
+    }
+
+    func testWithoutIntervalEveryBatchIsWrittenAtOnce() throws {
+        let harness = Harness()
+        let (subscriber, _) = try harness.connect(.v5("s"))
+        try subscriber.send(.subscribe(Subscribe(packetID: 1, subscriptions: [Subscription(filter: "t", qos: .atMostOnce)])))
+        _ = try subscriber.receive()
+        let (publisher, _) = try harness.connect(.v5("p"))
+        for text in ["1", "2", "3"] {
+            try publisher.send(.publish(Publish(topic: "t", payload: ByteBuffer(string: text))))
+            XCTAssertEqual(try subscriber.publishes().map { String(buffer: $0.payload) }, [text])
+        }
+    }
+}
