@@ -7,6 +7,8 @@
 # Mosquitto runs with the suite's mosquitto-bench.conf (port 18840).
 #   -u  unpinned (bench.sh -u): Roost gets every core (2 event loops), the generator 2 threads
 #   -t  Roost's event loops (default: 1 pinned, every core unpinned)
+# ROOST_ARGS (environment): more `roost serve` flags, e.g. ROOST_ARGS="--delivery-flush-interval 10".
+# BROKERS (environment): "mosquitto roost" (default), or one of them.
 # needs: ../shared/bench, mosquitto (apt-get install -y mosquitto), a C compiler; builds Roost
 # in release mode. Traffic stays on 127.0.0.1.
 set -euo pipefail
@@ -45,13 +47,21 @@ if [ -z "$THREADS" ]; then
     [ -n "$UNPINNED" ] && THREADS="$(nproc)"
 fi
 
-echo "==> mosquitto ($RUNS runs of $SCENARIOS)"
-(cd "$WORK" && ./bench.sh $UNPINNED -r "$RUNS" -s "$SCENARIOS" -n mosquitto -p 18840 -o "$OUT/mosquitto.json" \
-    -- "$MOSQUITTO" -c mosquitto-bench.conf) | tee "$OUT/mosquitto.txt"
-echo "==> roost ($RUNS runs of $SCENARIOS, $THREADS event loop(s))"
-rm -rf "$WORK/roost-data"
-(cd "$WORK" && ./bench.sh $UNPINNED -r "$RUNS" -s "$SCENARIOS" -n roost -p 18871 -o "$OUT/roost.json" \
-    -- "$ROOST" serve --listen 127.0.0.1:18871 --threads "$THREADS" --max-queued-messages 0 --data-dir "$WORK/roost-data") \
-    | tee "$OUT/roost.txt"
-python3 scripts/bench-table.py "$OUT/mosquitto.json" "$OUT/roost.json" --markdown "$OUT/table.md" --svg "$OUT/plot.svg"
+BROKERS="${BROKERS:-mosquitto roost}"
+if [[ " $BROKERS " == *" mosquitto "* ]]; then
+    echo "==> mosquitto ($RUNS runs of $SCENARIOS)"
+    (cd "$WORK" && ./bench.sh $UNPINNED -r "$RUNS" -s "$SCENARIOS" -n mosquitto -p 18840 -o "$OUT/mosquitto.json" \
+        -- "$MOSQUITTO" -c mosquitto-bench.conf) | tee "$OUT/mosquitto.txt"
+fi
+if [[ " $BROKERS " == *" roost "* ]]; then
+    echo "==> roost ($RUNS runs of $SCENARIOS, $THREADS event loop(s)) ${ROOST_ARGS:-}"
+    rm -rf "$WORK/roost-data"
+    # shellcheck disable=SC2086
+    (cd "$WORK" && ./bench.sh $UNPINNED -r "$RUNS" -s "$SCENARIOS" -n roost -p 18871 -o "$OUT/roost.json" \
+        -- "$ROOST" serve --listen 127.0.0.1:18871 --threads "$THREADS" --max-queued-messages 0 --data-dir "$WORK/roost-data" ${ROOST_ARGS:-}) \
+        | tee "$OUT/roost.txt"
+fi
+if [ -f "$OUT/mosquitto.json" ] && [ -f "$OUT/roost.json" ]; then
+    python3 scripts/bench-table.py "$OUT/mosquitto.json" "$OUT/roost.json" --markdown "$OUT/table.md" --svg "$OUT/plot.svg"
+fi
 echo "==> results in $OUT"
