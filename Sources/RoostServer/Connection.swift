@@ -196,6 +196,8 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     var outputHot = false
     /// Waiting in ``LoopState``'s coalesced flush list.
     var flushPending = false
+    /// The output holds a packet that must not wait for a coalesced flush (set by `send`).
+    var outputUrgent = false
     var requestProblemInformation = true
     var detached = false
     /// Acknowledgements freed in-flight slots during this read batch: drain once at its end.
@@ -424,6 +426,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// Appends an encoded packet to the output buffer (flushed at the end of the batch), or to
     /// the held output while there is some.
     func send(_ packet: MQTTPacket) {
+        outputUrgent = true
         if !held.isEmpty {
             encoder.encode(packet, into: &held[held.count - 1].bytes)
             return
@@ -477,6 +480,10 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     func flushOutput() {
         if !held.isEmpty { requestRelease() }
+        // Deliveries waiting for their coalesced flush stay, unless a packet that must not wait
+        // (an ack, a control packet) has joined them: then everything goes.
+        if flushPending && !outputUrgent { return }
+        outputUrgent = false
         guard let context, var buffer = output, buffer.readableBytes > 0 else { return }
         broker.stats.bytesSent.add(buffer.readableBytes, ordering: .relaxed)
         // Take the bytes out before writing: the write can re-enter this handler (writability,
@@ -508,6 +515,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     func close() {
         guard let context, phase != .closed else { return }
+        flushPending = false
         flushOutput()
         let wasConnected = phase == .connected || phase == .attaching
         phase = .closed

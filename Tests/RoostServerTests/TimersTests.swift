@@ -196,6 +196,9 @@ final class DeliveryFlushIntervalTests: XCTestCase {
         try publish("2")
         try publish("3")
         XCTAssertEqual(try subscriber.publishes().count, 0, "written 20 ms ago: waits")
+        // Something read from the subscriber that needs no answer does not flush them early.
+        try subscriber.send(.puback(Ack(packetID: 77)))
+        XCTAssertEqual(try subscriber.publishes().count, 0, "a PUBACK from the subscriber flushed the waiting deliveries")
         XCTAssertNil(try subscriber.channel.readOutbound(as: ByteBuffer.self))
         harness.advance(seconds: 0.07)
         XCTAssertEqual(try subscriber.publishes().count, 0)
@@ -217,6 +220,12 @@ final class DeliveryFlushIntervalTests: XCTestCase {
         // The publisher's own acks are not held back (QoS 1).
         try publisher.send(.publish(Publish(topic: "t", payload: ByteBuffer(string: "5"), qos: .atLeastOnce, packetID: 9)))
         XCTAssertTrue(try publisher.receive().contains { if case .puback = $0 { return true } else { return false } })
+        // "5" waits (4 went out just now); a packet the subscriber must get at once takes it along.
+        XCTAssertEqual(try subscriber.publishes().count, 0)
+        try subscriber.send(.pingreq)
+        let packets = try subscriber.receive()
+        XCTAssertEqual(packets.count, 2)
+        XCTAssertTrue(packets.contains(.pingresp))
     }
 
     func testWithoutIntervalEveryBatchIsWrittenAtOnce() throws {
