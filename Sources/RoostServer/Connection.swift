@@ -705,9 +705,11 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
         if delivered { outputHot = true }
         drainBatch.removeAll(keepingCapacity: true)
         let interval = UInt32(broker.settings.deliveryFlushInterval)
-        if interval == 0 || !delivered || !held.isEmpty || (output?.readableBytes ?? 0) >= Self.coalescedOutputLimit
-            || loopState.mayFlushDeliveries(self, interval: interval)
-        {
+        if interval > 0, (output?.readableBytes ?? 0) >= Self.coalescedOutputLimit {
+            // Enough waiting: out now (the loop's list may still hold it; its turn finds nothing).
+            flushPending = false
+            flushOutput()
+        } else if interval == 0 || !delivered || !held.isEmpty || loopState.mayFlushDeliveries(self, interval: interval) {
             flushOutput()
         }
         if more { eventLoop.execute { self.drain() } }

@@ -228,6 +228,24 @@ final class DeliveryFlushIntervalTests: XCTestCase {
         XCTAssertTrue(packets.contains(.pingresp))
     }
 
+    func testWaitingOutputBeyondItsLimitIsWrittenAtOnce() throws {
+        var settings = BrokerSettings()
+        settings.deliveryFlushInterval = 100
+        let harness = Harness(settings: settings)
+        let (subscriber, _) = try harness.connect(.v5("s"))
+        try subscriber.send(.subscribe(Subscribe(packetID: 1, subscriptions: [Subscription(filter: "t", qos: .atMostOnce)])))
+        _ = try subscriber.receive()
+        let (publisher, _) = try harness.connect(.v5("p"))
+        try publisher.send(.publish(Publish(topic: "t", payload: ByteBuffer(string: "1"))))
+        XCTAssertEqual(try subscriber.publishes().count, 1)
+        try publisher.send(.publish(Publish(topic: "t", payload: ByteBuffer(string: "2"))))
+        XCTAssertEqual(try subscriber.publishes().count, 0, "waits")
+        let large = ByteBuffer(repeating: 0x61, count: Connection.coalescedOutputLimit)
+        try publisher.send(.publish(Publish(topic: "t", payload: large)))
+        let received = try subscriber.publishes()
+        XCTAssertEqual(received.map(\.payload.readableBytes), [1, Connection.coalescedOutputLimit], "over the limit: written without waiting")
+    }
+
     func testWithoutIntervalEveryBatchIsWrittenAtOnce() throws {
         let harness = Harness()
         let (subscriber, _) = try harness.connect(.v5("s"))
