@@ -157,7 +157,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// While this much output is held for the store, drain moves nothing more out of the
     /// session's queue (where its bounds apply), as if the socket were not writable.
     static let heldOutputLimit = 64 * 1024
-    /// Output kept back by `delivery_flush_interval` is written at once beyond this size.
+    /// Output kept back by `delivery_flush_interval` is written at once from this size on.
     static let coalescedOutputLimit = 64 * 1024
     private var drainBatch: [(packetID: UInt16, delivery: QueuedDelivery)] = []
 
@@ -426,11 +426,11 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
     /// Appends an encoded packet to the output buffer (flushed at the end of the batch), or to
     /// the held output while there is some.
     func send(_ packet: MQTTPacket) {
-        outputUrgent = true
         if !held.isEmpty {
             encoder.encode(packet, into: &held[held.count - 1].bytes)
             return
         }
+        outputUrgent = true
         if output == nil { output = context?.channel.allocator.buffer(capacity: 256) }
         encoder.encode(packet, into: &output!)
     }
@@ -472,19 +472,26 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
             released = true
         }
         if released {
-            flushOutput()
+            // Acks among it: out now, not after a coalesced flush's wait.
+            flushOutput(now: true)
             // Draining stopped while the held output was large: go on.
             drain()
         }
     }
 
-    func flushOutput() {
+    /// Writes the output, unless it holds deliveries only and `delivery_flush_interval` makes
+    /// them wait (``LoopState/mayFlushDeliveries``): a packet that must not wait (an ack, a
+    /// control packet; `outputUrgent`) takes waiting deliveries along, and so does `now`.
+    func flushOutput(now: Bool = false) {
         if !held.isEmpty { requestRelease() }
-        // Deliveries waiting for their coalesced flush stay, unless a packet that must not wait
-        // (an ack, a control packet) has joined them: then everything goes.
-        if flushPending && !outputUrgent { return }
-        outputUrgent = false
         guard let context, var buffer = output, buffer.readableBytes > 0 else { return }
+        let interval = broker.settings.deliveryFlushInterval
+        if interval > 0, !now, !outputUrgent, buffer.readableBytes < Self.coalescedOutputLimit,
+            !loopState.mayFlushDeliveries(self, interval: UInt32(interval))
+        {
+            return
+        }
+        outputUrgent = false
         broker.stats.bytesSent.add(buffer.readableBytes, ordering: .relaxed)
         // Take the bytes out before writing: the write can re-enter this handler (writability,
         // errors), and anything appended meanwhile must not be sent twice.
@@ -515,8 +522,7 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
 
     func close() {
         guard let context, phase != .closed else { return }
-        flushPending = false
-        flushOutput()
+        flushOutput(now: true)
         let wasConnected = phase == .connected || phase == .attaching
         phase = .closed
         if wasConnected { connectionEnded(.abnormal) }
@@ -701,17 +707,9 @@ final class Connection: ChannelInboundHandler, @unchecked Sendable {
             sent += 1
         }
         if sent > 0 { broker.stats.publishSent.add(sent, ordering: .relaxed) }
-        let delivered = !drainBatch.isEmpty
-        if delivered { outputHot = true }
+        if !drainBatch.isEmpty { outputHot = true }
         drainBatch.removeAll(keepingCapacity: true)
-        let interval = UInt32(broker.settings.deliveryFlushInterval)
-        if interval > 0, (output?.readableBytes ?? 0) >= Self.coalescedOutputLimit {
-            // Enough waiting: out now (the loop's list may still hold it; its turn finds nothing).
-            flushPending = false
-            flushOutput()
-        } else if interval == 0 || !delivered || !held.isEmpty || loopState.mayFlushDeliveries(self, interval: interval) {
-            flushOutput()
-        }
+        flushOutput()
         if more { eventLoop.execute { self.drain() } }
     }
 }

@@ -100,7 +100,7 @@ final class LoopState: @unchecked Sendable {
         for connection in due {
             connection.flushPending = false
             connection.lastFlushMillis = now
-            connection.flushOutput()
+            connection.flushOutput(now: true)
         }
         due.removeAll(keepingCapacity: true)
         if pendingFlush.isEmpty { pendingFlush = due }

@@ -180,14 +180,21 @@ final class TimersTests: XCTestCase {
 /// `delivery_flush_interval`: a subscriber written to less than the interval ago gets its next
 /// deliveries in one write, at most the interval after the last one; order is kept.
 final class DeliveryFlushIntervalTests: XCTestCase {
-    func testDeliveriesWithinTheIntervalGoOutTogether() throws {
+    /// A broker with `delivery_flush_interval` = `interval` ms, a subscriber of `t` (QoS 0) and
+    /// a publisher.
+    private func subscribed(interval: Int) throws -> (Harness, TestClient, TestClient) {
         var settings = BrokerSettings()
-        settings.deliveryFlushInterval = 100
+        settings.deliveryFlushInterval = interval
         let harness = Harness(settings: settings)
         let (subscriber, _) = try harness.connect(.v5("s"))
         try subscriber.send(.subscribe(Subscribe(packetID: 1, subscriptions: [Subscription(filter: "t", qos: .atMostOnce)])))
         _ = try subscriber.receive()
         let (publisher, _) = try harness.connect(.v5("p"))
+        return (harness, subscriber, publisher)
+    }
+
+    func testDeliveriesWithinTheIntervalGoOutTogether() throws {
+        let (harness, subscriber, publisher) = try subscribed(interval: 100)
         func publish(_ text: String) throws { try publisher.send(.publish(Publish(topic: "t", payload: ByteBuffer(string: text)))) }
 
         try publish("1")
@@ -208,7 +215,7 @@ final class DeliveryFlushIntervalTests: XCTestCase {
         while let buffer = try subscriber.channel.readOutbound(as: ByteBuffer.self) { writes.append(buffer) }
         XCTAssertEqual(writes.count, 1)
         var bytes = writes.first ?? ByteBuffer()
-        var decoder = MQTTDecoder(version: .v5)
+        let decoder = MQTTDecoder(version: .v5)
         var payloads: [String] = []
         while let packet = try decoder.decode(from: &bytes) { if case .publish(let p) = packet { payloads.append(String(buffer: p.payload)) } }
         XCTAssertEqual(payloads, ["2", "3"])
@@ -229,13 +236,7 @@ final class DeliveryFlushIntervalTests: XCTestCase {
     }
 
     func testWaitingOutputBeyondItsLimitIsWrittenAtOnce() throws {
-        var settings = BrokerSettings()
-        settings.deliveryFlushInterval = 100
-        let harness = Harness(settings: settings)
-        let (subscriber, _) = try harness.connect(.v5("s"))
-        try subscriber.send(.subscribe(Subscribe(packetID: 1, subscriptions: [Subscription(filter: "t", qos: .atMostOnce)])))
-        _ = try subscriber.receive()
-        let (publisher, _) = try harness.connect(.v5("p"))
+        let (_, subscriber, publisher) = try subscribed(interval: 100)
         try publisher.send(.publish(Publish(topic: "t", payload: ByteBuffer(string: "1"))))
         XCTAssertEqual(try subscriber.publishes().count, 1)
         try publisher.send(.publish(Publish(topic: "t", payload: ByteBuffer(string: "2"))))
@@ -247,11 +248,7 @@ final class DeliveryFlushIntervalTests: XCTestCase {
     }
 
     func testWithoutIntervalEveryBatchIsWrittenAtOnce() throws {
-        let harness = Harness()
-        let (subscriber, _) = try harness.connect(.v5("s"))
-        try subscriber.send(.subscribe(Subscribe(packetID: 1, subscriptions: [Subscription(filter: "t", qos: .atMostOnce)])))
-        _ = try subscriber.receive()
-        let (publisher, _) = try harness.connect(.v5("p"))
+        let (_, subscriber, publisher) = try subscribed(interval: 0)
         for text in ["1", "2", "3"] {
             try publisher.send(.publish(Publish(topic: "t", payload: ByteBuffer(string: text))))
             XCTAssertEqual(try subscriber.publishes().map { String(buffer: $0.payload) }, [text])
