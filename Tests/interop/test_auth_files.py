@@ -224,22 +224,26 @@ def check_logins(raws, port, good, bad, version=V5, kind="roost"):
 
 def test_roost_passwd_create_add_replace_delete(launch, raws, tmp_path):
     """`roost passwd` (-c create, -b batch, -D delete) against the broker under test."""
+    # '!' and '-' are not in base64's alphabet: a password found in the file is a plaintext one,
+    # never a chance run of characters in a salt or hash.
     path = tmp_path / "roost-passwd"
-    roost_passwd("-c", "-b", path, "alice", "a1")
+    roost_passwd("-c", "-b", path, "alice", "a1-!")
     assert users_in(path) == ["alice"]
-    roost_passwd("-b", path, "bob", "b1")
-    roost_passwd("-b", path, "carol", "c1")
-    roost_passwd("-b", path, "alice", "a2")           # replace
+    roost_passwd("-b", path, "bob", "b1-!")
+    roost_passwd("-b", path, "carol", "c1-!")
+    roost_passwd("-b", path, "alice", "a2-!")           # replace
     assert sorted(users_in(path)) == ["alice", "bob", "carol"]
     assert users_in(path).count("alice") == 1
     roost_passwd("-D", path, "bob")
     assert sorted(users_in(path)) == ["alice", "carol"]
-    assert "a2" not in path.read_text() and "c1" not in path.read_text(), "passwords must be hashed"
+    text = path.read_text()
+    assert "a2-!" not in text and "c1-!" not in text, "passwords must be hashed"
+    assert all(line.split(":", 1)[1].startswith("$7$") for line in text.splitlines() if line), text
     b = launch([Listener("tcp")], {"password_file": path})
-    check_logins(raws, b.port, good={"alice": "a2", "carol": "c1"},
-                 bad={"alice": "a1", "bob": "b1", "carol": "a2"})
+    check_logins(raws, b.port, good={"alice": "a2-!", "carol": "c1-!"},
+                 bad={"alice": "a1-!", "bob": "b1-!", "carol": "a2-!"})
     # -c starts a new file.
-    roost_passwd("-c", "-b", path, "dave", "d1")
+    roost_passwd("-c", "-b", path, "dave", "d1-!")
     assert users_in(path) == ["dave"]
 
 
